@@ -1,0 +1,43 @@
+# The two commands a new machine needs: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+BUNDLE ?= build/minilm
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install test lint export export-tiny serve clean
+
+install: $(STAMP)
+
+# torch==2.13.0 goes first: anything that lets pip choose torch itself pulls GBs of CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[export,loadtest,dev]"
+	touch $(STAMP)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+$(BUNDLE)/config.json: | $(STAMP)
+	$(VENV)/bin/attnserve export minilm --output $(BUNDLE)
+
+export: $(BUNDLE)/config.json
+
+export-tiny: install
+	$(VENV)/bin/attnserve export tiny --output build/tiny
+
+serve: install export
+	$(VENV)/bin/attnserve serve --model $(BUNDLE) --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf build results .pytest_cache

@@ -1,0 +1,154 @@
+"""Write a model bundle: ONNX graphs + config.json + tokenizer.json, with checksums and parity figures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import onnx
+from tokenizers import Tokenizer
+
+from models import Encoder
+
+from .onnx_graph import INPUT_NAMES, export_graph, output_names
+from .optimize import optimize_graph
+from .parity import PARITY_LIMIT, check_graph, parity_cases
+from .tokenizer_files import special_tokens
+
+FORMAT = "attnserve-bundle"
+FORMAT_VERSION = 1
+GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx"}
+
+
+class BundleError(RuntimeError):
+    """A bundle could not be written; the message says why."""
+
+
+@dataclass
+class BundleSpec:
+    name: str
+    version: str
+    max_length: int
+    pooling: str
+    normalize: bool
+    tokenizer: Tokenizer | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    optimize: bool = True
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _graph_io(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Names, element types and shapes (dynamic axes by name) as the graph declares them."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+            out.append({"name": v.name, "dtype": onnx.TensorProto.DataType.Name(t.elem_type).lower(), "shape": dims})
+        return out
+
+    return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("attnserve", "torch", "onnx", "onnxruntime-gpu", "onnxruntime", "onnxscript", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _prepare_output(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BundleError(f"cannot write to {output}: {exc.strerror or exc}") from None
+
+
+def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, Any]:
+    """Export, parity-check and describe; returns the config.json written."""
+    output = Path(output)
+    _prepare_output(output)
+    encoder.eval()
+    cfg = encoder.config
+    if spec.max_length > cfg.max_len:
+        raise BundleError(f"max_length {spec.max_length} exceeds the position table ({cfg.max_len})")
+
+    cases = parity_cases(cfg.vocab_size, spec.max_length, cfg.pad_token_id, spec.tokenizer)
+    graphs: dict[str, dict[str, Any]] = {}
+    parity: dict[str, dict[str, float]] = {}
+    for kind, with_att in (("default", False), ("attentions", True)):
+        path = output / GRAPH_FILES[kind]
+        export_graph(encoder, path, with_att, spec.max_length)
+        encoder.eval()
+        parity[kind] = check_graph(encoder, path, with_att, cases)
+        graphs[kind] = {"file": path.name, "attentions": with_att, **_graph_io(path)}
+    if spec.optimize:
+        path = output / GRAPH_FILES["optimized"]
+        fusions = optimize_graph(output / GRAPH_FILES["default"], path, cfg.n_heads, cfg.d_model)
+        parity["optimized"] = check_graph(encoder, path, False, cases)
+        graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions, **_graph_io(path)}
+    else:
+        (output / GRAPH_FILES["optimized"]).unlink(missing_ok=True)
+
+    tokenizer_file = None
+    if spec.tokenizer is not None:
+        tokenizer_file = "tokenizer.json"
+        spec.tokenizer.save(str(output / tokenizer_file))
+    else:
+        (output / "tokenizer.json").unlink(missing_ok=True)
+
+    files = {p.name: sha256(p) for p in sorted(output.iterdir()) if p.is_file() and p.name != "config.json"}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": spec.name,
+        "version": spec.version,
+        "architecture": cfg.to_dict(),
+        "serving": {
+            "max_length": spec.max_length,
+            "pooling": spec.pooling,
+            "normalize": spec.normalize,
+            "dimensions": cfg.d_model,
+            "n_layers": cfg.n_layers,
+            "n_heads": cfg.n_heads,
+            "vocab_size": cfg.vocab_size,
+            "pad_token_id": cfg.pad_token_id,
+            "special_tokens": special_tokens(spec.tokenizer) if spec.tokenizer else {},
+            "tokenizer": tokenizer_file,
+            "input_names": list(INPUT_NAMES),
+            "output_names": output_names(False),
+            "attention_output_names": output_names(True),
+        },
+        "graphs": graphs,
+        "parity": {
+            "limit": PARITY_LIMIT,
+            "reference": "PyTorch (CPU, fp32) vs ONNX Runtime CPUExecutionProvider",
+            "cases": [c.name for c in cases],
+            "max_abs_diff": parity,
+        },
+        "files": files,
+        "source": spec.source,
+        "exported": {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": _versions()},
+    }
+    (output / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return config

@@ -1,0 +1,79 @@
+"""torch.onnx.export of an Encoder into the bundle's graph form."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models import Encoder
+
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("last_hidden_state", "pooled")
+ATTENTION_OUTPUT = "attentions"
+
+
+class GraphModule(nn.Module):
+    """Plain-tensor outputs for export; attentions stacked as one (B, n_layers, h, T, T) tensor."""
+
+    def __init__(self, encoder: Encoder, with_attentions: bool) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.with_attentions = with_attentions
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.encoder(input_ids, attention_mask, output_attentions=self.with_attentions)
+        if self.with_attentions:
+            assert out.attentions is not None
+            return out.last_hidden_state, out.pooled, torch.stack(out.attentions, dim=1)
+        return out.last_hidden_state, out.pooled
+
+
+def output_names(with_attentions: bool) -> list[str]:
+    return [*OUTPUT_NAMES, *([ATTENTION_OUTPUT] if with_attentions else [])]
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter prints progress, logs about torchvision and warns about its own internals;
+    none of it is the user's concern. Errors still raise."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length: int) -> None:
+    """Write one ONNX graph with dynamic batch and sequence axes (int64 inputs)."""
+    module = GraphModule(encoder, with_attentions).eval()
+    sample_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    sample_mask = torch.ones_like(sample_ids)
+    sample_mask[1, 5:] = 0
+    batch = torch.export.Dim("batch", max=65536)
+    sequence = torch.export.Dim("sequence", max=max(max_length, 9))
+    with torch.no_grad(), _quiet_exporter():
+        torch.onnx.export(
+            module,
+            (sample_ids, sample_mask),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=output_names(with_attentions),
+            dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
+            opset_version=18,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    # torch.onnx.export has been seen to leave modules in training mode: dropout would break parity.
+    encoder.eval()

@@ -1,0 +1,100 @@
+"""ONNX Runtime (CPU) against PyTorch on real and random padded batches; the figures go into config.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from tokenizers import Tokenizer
+
+from models import Encoder
+
+from .onnx_graph import GraphModule, output_names
+
+PARITY_LIMIT = 1e-4  # fp32
+BATCH_SIZES = (1, 3, 8)
+SAMPLE_TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Attention weights show which tokens a Transformer reads together.",
+    "Zürich, São Paulo and 東京 are cities; naïve café façade.",
+    "short",
+    "A considerably longer sentence, with punctuation; numbers like 3.14159 and 2026; and a few rare words "
+    "such as sesquipedalian, defenestration and floccinaucinihilipilification.",
+)
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    input_ids: np.ndarray  # (B, T) int64
+    attention_mask: np.ndarray  # (B, T) int64
+
+
+def _padded(rows: list[list[int]], pad_id: int) -> Case:
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return Case(f"real b{len(rows)} t{width}", ids, mask)
+
+
+def parity_cases(
+    vocab_size: int, max_length: int, pad_id: int, tokenizer: Tokenizer | None, seed: int = 0
+) -> list[Case]:
+    """Random batches at every (batch, sequence) of BATCH_SIZES x (1, 7, 128, max); in batches of more than
+    one, later rows are shorter, so padding is exercised. Plus the sample texts when there is a tokenizer."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for t in sorted({1, 7, min(128, max_length), max_length}):
+        for b in BATCH_SIZES:
+            ids = rng.integers(0, vocab_size, size=(b, t), dtype=np.int64)
+            mask = np.ones((b, t), dtype=np.int64)
+            for row in range(1, b):
+                length = max(1, t - (row * t) // b)
+                mask[row, length:] = 0
+                ids[row, length:] = pad_id
+            cases.append(Case(f"random b{b} t{t}", ids, mask))
+    if tokenizer is not None:
+        rows = [e.ids[:max_length] for e in tokenizer.encode_batch(list(SAMPLE_TEXTS))]
+        cases.append(_padded(rows, pad_id))
+    return cases
+
+
+def check_graph(
+    encoder: Encoder, graph: Path, with_attentions: bool, cases: list[Case], limit: float = PARITY_LIMIT
+) -> dict[str, float]:
+    """Largest absolute difference per output over all cases; raises ParityError above ``limit``.
+
+    Only real (unpadded) token positions count: the service never returns padded rows, whose values are
+    arbitrary (both runtimes agree there only to ~1e-4 on MiniLM's large outlier dimensions).
+    """
+    encoder.eval()
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    module = GraphModule(encoder, with_attentions).eval()
+    names = output_names(with_attentions)
+    worst = dict.fromkeys(names, 0.0)
+    for case in cases:
+        got = session.run(names, {"input_ids": case.input_ids, "attention_mask": case.attention_mask})
+        with torch.no_grad():
+            want = module(torch.from_numpy(case.input_ids), torch.from_numpy(case.attention_mask))
+        real = case.attention_mask.astype(bool)  # (B, T)
+        for name, g, w in zip(names, got, want, strict=True):
+            diff = np.abs(g - w.numpy())
+            if name == "last_hidden_state":
+                diff = diff[real]  # (n_real, d_model)
+            elif name == "attentions":
+                diff = diff.transpose(0, 3, 1, 2, 4)[real]  # (B, L, h, T_q, T_k) -> (n_real, L, h, T_k)
+            worst[name] = max(worst[name], float(diff.max()))
+    over = {k: v for k, v in worst.items() if v > limit}
+    if over:
+        raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")
+    return worst

@@ -1,0 +1,72 @@
+"""Multi-head attention written from the formula softmax(QK^T / sqrt(d_k)) V."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    """h heads of d_k = d_model / h over learned projections W_q, W_k, W_v and W_o (all with bias).
+
+    Self-attention when only ``query`` is given; cross-attention when ``key`` (and ``value``) come from
+    another sequence.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_k = d_model // n_heads
+        self.w_q = nn.Linear(d_model, d_model)
+        self.w_k = nn.Linear(d_model, d_model)
+        self.w_v = nn.Linear(d_model, d_model)
+        self.w_o = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        # (B, T, d_model) -> (B, T, h, d_k) -> (B, h, T, d_k)
+        return x.view(b, t, self.n_heads, self.d_k).transpose(1, 2)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend ``query`` (B, T_q, d_model) over ``key``/``value`` (B, T_k, d_model).
+
+        ``key_padding_mask`` (B, T_k) is True (or 1) for real keys and False (0) for padding. A padded key
+        gets exactly zero weight; a query whose keys are all padding gets all-zero weights and a zero
+        context, never NaN. Returns the output (B, T_q, d_model) and, when ``need_weights``, the
+        probabilities (B, h, T_q, T_k).
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        b, t_q, _ = query.shape
+
+        q = self._split_heads(self.w_q(query))  # (B, h, T_q, d_k)
+        k = self._split_heads(self.w_k(key))  # (B, h, T_k, d_k)
+        v = self._split_heads(self.w_v(value))  # (B, h, T_k, d_k)
+
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
+        if key_padding_mask is not None:
+            keep = key_padding_mask.to(torch.bool)[:, None, None, :]  # (B, 1, 1, T_k)
+            # The most negative finite value, not -inf: an all-masked row stays finite (uniform), and the
+            # multiplication below then zeroes it, so no NaN can appear.
+            scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+            probs = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
+        else:
+            probs = torch.softmax(scores, dim=-1)
+
+        context = torch.matmul(self.dropout(probs), v)  # (B, h, T_q, d_k)
+        # (B, h, T_q, d_k) -> (B, T_q, h, d_k) -> (B, T_q, d_model): heads concatenated
+        context = context.transpose(1, 2).reshape(b, t_q, self.d_model)
+        return self.w_o(context), (probs if need_weights else None)

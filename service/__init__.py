@@ -1,0 +1,1 @@
+"""Bundle -> HTTP: settings, schemas, routes, batcher, runtime (ONNX Runtime). Never imports torch."""

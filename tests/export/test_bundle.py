@@ -1,0 +1,114 @@
+"""Bundles: files, checksums, graph IO, recorded parity, and the graphs run directly against PyTorch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.bundle import sha256
+from models import EncoderConfig, tiny_encoder
+from models.checkpoint import load_hf_checkpoint
+
+
+def _config(bundle: Path) -> dict:
+    return json.loads((bundle / "config.json").read_text())
+
+
+@pytest.mark.parametrize("which", ["tiny_bundle", "minilm_bundle"])
+def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.FixtureRequest) -> None:
+    bundle = request.getfixturevalue(which)
+    cfg = _config(bundle)
+    assert set(cfg["files"]) == {
+        "model.onnx", "model_attentions.onnx", "model_optimized.onnx", "tokenizer.json"
+    }
+    for name, digest in cfg["files"].items():
+        assert sha256(bundle / name) == digest
+
+
+@pytest.mark.parametrize("which", ["tiny_bundle", "minilm_bundle"])
+def test_recorded_parity_is_within_limit(which: str, request: pytest.FixtureRequest) -> None:
+    cfg = _config(request.getfixturevalue(which))
+    figures = cfg["parity"]["max_abs_diff"]
+    assert set(figures) == {"default", "attentions", "optimized"}
+    assert set(figures["attentions"]) == {"last_hidden_state", "pooled", "attentions"}
+    assert all(0 <= v <= 1e-4 for graph in figures.values() for v in graph.values())
+    assert {"random b8 t1", "random b3 t7", "random b1 t128"} <= set(cfg["parity"]["cases"])
+    assert f"random b8 t{cfg['serving']['max_length']}" in cfg["parity"]["cases"]
+
+
+def test_minilm_serving_metadata(minilm_bundle: Path) -> None:
+    cfg = _config(minilm_bundle)
+    assert cfg["name"] == "all-MiniLM-L6-v2"
+    s = cfg["serving"]
+    assert (s["max_length"], s["pooling"], s["normalize"], s["dimensions"]) == (256, "mean", True, 384)
+    assert (s["vocab_size"], s["pad_token_id"], s["n_layers"], s["n_heads"]) == (30522, 0, 6, 12)
+    assert s["special_tokens"]["[CLS]"] == 101 and s["special_tokens"]["[SEP]"] == 102
+    assert cfg["graphs"]["optimized"]["fusions"].get("SkipLayerNormalization", 0) > 0
+
+
+def test_bundle_tokenizer_neither_pads_nor_truncates(minilm_bundle: Path) -> None:
+    raw = json.loads((minilm_bundle / "tokenizer.json").read_text())
+    assert raw["padding"] is None and raw["truncation"] is None
+
+
+def test_graph_io_is_declared(tiny_bundle: Path) -> None:
+    graphs = _config(tiny_bundle)["graphs"]
+    default = graphs["default"]
+    assert [(i["name"], i["dtype"], i["shape"]) for i in default["inputs"]] == [
+        ("input_ids", "int64", ["batch", "sequence"]),
+        ("attention_mask", "int64", ["batch", "sequence"]),
+    ]
+    assert [(o["name"], o["shape"]) for o in default["outputs"]] == [
+        ("last_hidden_state", ["batch", "sequence", 64]),
+        ("pooled", ["batch", 64]),
+    ]
+    assert graphs["attentions"]["outputs"][2] == {
+        "name": "attentions", "dtype": "float", "shape": ["batch", 2, 4, "sequence", "sequence"],
+    }
+
+
+def test_architecture_round_trips(tiny_bundle: Path) -> None:
+    assert EncoderConfig.from_dict(_config(tiny_bundle)["architecture"]) == tiny_encoder(0).config
+
+
+@pytest.mark.parametrize("graph", ["model.onnx", "model_attentions.onnx", "model_optimized.onnx"])
+def test_tiny_graphs_run_directly_equal_pytorch(tiny_bundle: Path, graph: str) -> None:
+    model = tiny_encoder(0)
+    ids = torch.randint(0, 1000, (4, 33))
+    mask = torch.ones_like(ids)
+    mask[2, 10:] = 0
+    mask[3, 1:] = 0
+    session = ort.InferenceSession(str(tiny_bundle / graph), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    with torch.no_grad():
+        want = model(ids, mask, output_attentions=True)
+    real = mask.bool().numpy()
+    np.testing.assert_allclose(got[0][real], want.last_hidden_state.numpy()[real], atol=1e-4)
+    np.testing.assert_allclose(got[1], want.pooled.numpy(), atol=1e-4)
+    if graph == "model_attentions.onnx":
+        np.testing.assert_allclose(got[2], torch.stack(want.attentions, 1).numpy(), atol=1e-4)
+    else:
+        assert len(got) == 2
+
+
+def test_minilm_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Path) -> None:
+    from transformers import BertModel
+
+    ref = BertModel.from_pretrained(str(minilm_folder), attn_implementation="eager").eval()
+    ids = torch.randint(1000, 30000, (3, 40))
+    ids[:, 0], ids[:, -1] = 101, 102
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    session = ort.InferenceSession(str(minilm_bundle / "model_attentions.onnx"), providers=["CPUExecutionProvider"])
+    hidden, _, att = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    with torch.no_grad():
+        want = ref(input_ids=ids, attention_mask=mask, output_attentions=True)
+    real = mask.bool().numpy()
+    np.testing.assert_allclose(hidden[real], want.last_hidden_state.numpy()[real], atol=1e-4)
+    np.testing.assert_allclose(att, torch.stack(want.attentions, 1).numpy(), atol=1e-4)
+    assert load_hf_checkpoint(minilm_folder).serving.max_length == _config(minilm_bundle)["serving"]["max_length"]

@@ -1,0 +1,74 @@
+"""`attnserve export`: the commands as a user runs them, bad arguments included (one line, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def attnserve(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_export_tiny_writes_a_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "tiny"
+    result = attnserve("export", "tiny", "--output", str(out), "--seed", "3", "--no-optimize")
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out} (tiny" in result.stdout
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["version"] == "3" and "optimized" not in cfg["graphs"]
+    assert not (out / "model_optimized.onnx").exists()
+
+
+def test_export_hf_folder(tmp_path: Path, minilm_folder: Path) -> None:
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        shutil.copy(minilm_folder / name, src / name)
+    result = attnserve("export", "hf", str(src), "--output", str(tmp_path / "out"), "--no-optimize")
+    assert result.returncode == 0, result.stderr
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    # no sentence-transformers files: BERT's full length, mean pooling, no normalization
+    serving = cfg["serving"]
+    assert (serving["max_length"], serving["pooling"], serving["normalize"]) == (512, "mean", False)
+    assert max(cfg["parity"]["max_abs_diff"]["default"].values()) <= 1e-4
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("attnserve export: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    line = _error_line(attnserve("export", "hf", str(tmp_path / "nope"), "--output", str(tmp_path / "o")))
+    assert line.endswith("nope is not a folder")
+
+
+def test_folder_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "ckpt").mkdir()
+    line = _error_line(attnserve("export", "hf", str(tmp_path / "ckpt"), "--output", str(tmp_path / "o")))
+    assert "is not a Hugging Face checkpoint: missing config.json, model.safetensors" in line
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    line = _error_line(attnserve("export", "tiny", "--output", str(blocker / "bundle")))
+    assert f"cannot write to {blocker / 'bundle'}" in line
+
+
+@pytest.mark.parametrize("args", [["export"], ["export", "tiny"], ["export", "onnx", "--output", "x"]])
+def test_usage_errors(args: list[str]) -> None:
+    result = attnserve(*args)
+    assert result.returncode == 2
+    assert "usage: attnserve export" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,95 @@
+"""Encoder behaviour: padding invariance, pooling, dropout only in training, config round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models import Encoder, EncoderConfig, tiny_config, tiny_encoder
+from models.encoder import pool
+
+VARIANTS = {
+    "sinusoidal-post-ln": {},
+    "learned-pre-ln-relu": {"positional": "learned", "norm_first": True, "activation": "relu"},
+    "types-embnorm-cls": {"type_vocab_size": 2, "embedding_layer_norm": True, "pooling": "cls"},
+}
+
+
+def _model(overrides: dict) -> Encoder:
+    torch.manual_seed(3)
+    return Encoder(dataclasses.replace(tiny_config(), **overrides)).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
+def test_sequence_alone_equals_inside_padded_batch(variant: str) -> None:
+    model = _model(VARIANTS[variant])
+    short = torch.randint(1, 1000, (1, 6))
+    batch = torch.randint(1, 1000, (3, 20))
+    batch[1, :6] = short[0]
+    mask = torch.ones_like(batch)
+    mask[1, 6:] = 0
+    batch[1, 6:] = 0
+    with torch.no_grad():
+        alone = model(short, output_attentions=True)
+        padded = model(batch, mask, output_attentions=True)
+    torch.testing.assert_close(padded.last_hidden_state[1, :6], alone.last_hidden_state[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(padded.pooled[1], alone.pooled[0], atol=1e-5, rtol=0)
+    for a, p in zip(alone.attentions, padded.attentions, strict=True):
+        torch.testing.assert_close(p[1, :, :6, :6], a[0], atol=1e-5, rtol=0)
+        assert torch.count_nonzero(p[1, :, :, 6:]) == 0
+
+
+def test_mean_pooling_is_mean_over_real_tokens() -> None:
+    hidden = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    want = np.stack([hidden[0, :3].numpy().mean(0), hidden[1].numpy().mean(0)])
+    np.testing.assert_allclose(pool(hidden, mask, "mean").numpy(), want, atol=1e-6)
+    np.testing.assert_array_equal(pool(hidden, mask, "cls").numpy(), hidden[:, 0].numpy())
+
+
+def test_attentions_shape_and_count() -> None:
+    model = tiny_encoder()
+    out = model(torch.randint(0, 1000, (2, 9)), output_attentions=True)
+    assert out.attentions is not None and len(out.attentions) == model.config.n_layers
+    assert out.attentions[0].shape == (2, 4, 9, 9)
+    assert model(torch.randint(0, 1000, (2, 9))).attentions is None
+
+
+def test_dropout_only_in_training() -> None:
+    model = tiny_encoder()
+    ids = torch.randint(0, 1000, (2, 12))
+    with torch.no_grad():
+        a, b = model(ids).last_hidden_state, model(ids).last_hidden_state
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+        model.train()
+        c = model(ids).last_hidden_state
+    assert not torch.allclose(a, c)
+
+
+def test_tiny_is_seeded() -> None:
+    a, b, c = tiny_encoder(0), tiny_encoder(0), tiny_encoder(1)
+    torch.testing.assert_close(a.state_dict(), b.state_dict())
+    assert not torch.equal(a.token_embedding.weight, c.token_embedding.weight)
+
+
+def test_config_round_trips_through_json() -> None:
+    cfg = dataclasses.replace(tiny_config(), positional="learned", norm_first=True)
+    assert EncoderConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("n_heads", 5, "not divisible"), ("positional", "rotary", "positional"), ("n_layers", 0, "n_layers")],
+)
+def test_config_rejects_bad_values(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(tiny_config(), **{field: value})
+
+
+def test_config_rejects_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="unknown EncoderConfig fields: colour"):
+        EncoderConfig.from_dict({**tiny_config().to_dict(), "colour": "blue"})
