@@ -38,10 +38,58 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve a bundle over HTTP",
+        description="Serve a model bundle. Every setting is also an ATTNSERVE_* environment variable "
+                    "(see the README); these flags override them.",
+    )
+    serve.add_argument("--model", type=Path, help="bundle folder (ATTNSERVE_MODEL, default build/minilm)")
+    serve.add_argument("--host", help="address to bind (ATTNSERVE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (ATTNSERVE_PORT, default 8000)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .app import create_app, load_context
+    from .bundle import BundleError
+    from .settings import Settings
+
+    overrides = {k: v for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
+                                   ("log_level", args.log_level)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        print(f"attnserve serve: error: setting {field} (ATTNSERVE_{field.upper()}): {first['msg']}",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    try:
+        load_context(app.state.ctx)
+    except BundleError as exc:
+        print(f"attnserve serve: error: {exc}", file=sys.stderr)
+        return 1
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.request_timeout_s) + 1, access_log=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnserve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _export_parser(sub)
+    _serve_parser(sub)
     return parser
 
 
@@ -49,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "export":
         return _run_export(args)
-    return 2
+    return _run_serve(args)
 
 
 if __name__ == "__main__":

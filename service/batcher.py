@@ -1,0 +1,239 @@
+"""Dynamic batching: sequences of concurrent requests run together in one ONNX Runtime call.
+
+The event loop only appends to a bounded queue and awaits Futures; one inference thread forms batches
+(size, padded-token budget, grouped by length, optional short delay), runs them and resolves every Future
+exactly once, with its own result or with the batch's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger("attnserve")
+
+Runner = Callable[[list[np.ndarray], bool], Sequence[Any]]
+
+
+class QueueFull(Exception):
+    """The queue holds max_queue sequences already: answer 503 with Retry-After at once."""
+
+
+class BatcherStopped(Exception):
+    """The batcher is shutting down or its worker died: answer 503."""
+
+
+class BatchFailed(Exception):
+    """The batch this sequence ran in failed; the log has the cause."""
+
+
+class SequenceExpired(Exception):
+    """The sequence waited past its request's deadline and was not run."""
+
+
+class BatchObserver(Protocol):
+    def queue_depth(self, depth: int) -> None: ...
+    def batch(self, size: int, padded_tokens: int, real_tokens: int, waits: list[float], seconds: float) -> None: ...
+
+
+@dataclass(eq=False)
+class Pending:
+    ids: np.ndarray
+    attentions: bool
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def select_batch(
+    pending: Sequence[Pending], max_batch_size: int, max_batch_tokens: int, max_padding_ratio: float
+) -> list[Pending]:
+    """The oldest sequence plus neighbours of similar length, as many as the limits allow.
+
+    Candidates are sorted by length and the window grows from the oldest sequence towards whichever side
+    adds less padding, while batch size, padded tokens (size x longest) and padded/real tokens stay within
+    their limits. The oldest always runs, so nothing starves. Sequences that want attention run on another
+    graph and are never mixed with the others.
+    """
+    anchor = pending[0]
+    same = sorted((p for p in pending if p.attentions == anchor.attentions), key=len)
+    lo = hi = next(i for i, p in enumerate(same) if p is anchor)
+    width, real = len(anchor), len(anchor)
+    while hi - lo + 1 < max_batch_size:
+        best: tuple[int, int, int] | None = None  # (wasted tokens, side, new width)
+        size = hi - lo + 2
+        for side, j in ((-1, lo - 1), (1, hi + 1)):
+            if not 0 <= j < len(same):
+                continue
+            new_width = max(width, len(same[j]))
+            padded, new_real = new_width * size, real + len(same[j])
+            if padded > max_batch_tokens or padded > max_padding_ratio * new_real:
+                continue
+            if best is None or padded - new_real < best[0]:
+                best = (padded - new_real, side, new_width)
+        if best is None:
+            break
+        _, side, width = best
+        if side < 0:
+            lo -= 1
+            real += len(same[lo])
+        else:
+            hi += 1
+            real += len(same[hi])
+    return same[lo : hi + 1]
+
+
+def _resolve(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Runs on the event loop; a Future the caller already gave up on (cancelled) is left alone."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Batcher:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+        max_queue: int,
+        max_queue_delay_s: float = 0.0,
+        max_padding_ratio: float = 1.5,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self._runner = runner
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_queue = max_queue
+        self.max_queue_delay_s = max_queue_delay_s
+        self.max_padding_ratio = max_padding_ratio
+        self._observer = observer
+        self._pending: list[Pending] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._dead = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="attnserve-inference", daemon=True)
+        self._thread.start()
+
+    def submit(self, sequences: list[np.ndarray], attentions: bool, timeout_s: float) -> list[asyncio.Future]:
+        """Queue all of a request's sequences or none of them. Call from the event loop."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout_s
+        items = [Pending(s, attentions, loop.create_future(), loop, deadline) for s in sequences]
+        with self._cond:
+            if self._stopping or self._dead:
+                raise BatcherStopped()
+            if len(self._pending) + len(items) > self.max_queue:
+                raise QueueFull()
+            self._pending.extend(items)
+            self._notify_depth()
+            self._cond.notify()
+        return [item.future for item in items]
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Take no new work, finish what is queued, then end the thread. Whatever is still queued after
+        ``timeout_s`` is failed, so no caller waits forever."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._cond:
+            leftover, self._pending = self._pending, []
+        self._fail(leftover, BatcherStopped())
+
+    # --- the inference thread
+
+    def _notify_depth(self) -> None:
+        if self._observer is not None:
+            self._observer.queue_depth(len(self._pending))
+
+    def _fail(self, items: list[Pending], error: BaseException) -> None:
+        for item in items:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+                item.loop.call_soon_threadsafe(_resolve, item.future, None, error)
+
+    def _next_batch(self) -> list[Pending] | None:
+        """Wait for work and take a batch off the queue; None when stopping with nothing left."""
+        with self._cond:
+            while not self._pending:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            if self.max_queue_delay_s > 0 and not self._stopping:
+                until = self._pending[0].enqueued + self.max_queue_delay_s
+                while len(self._pending) < self.max_batch_size and (left := until - time.monotonic()) > 0:
+                    self._cond.wait(left)
+            now = time.monotonic()
+            gone = [p for p in self._pending if p.future.done()]  # the caller left: drop before running
+            expired = [p for p in self._pending if not p.future.done() and p.deadline <= now]
+            if gone or expired:
+                dead = set(map(id, gone + expired))
+                self._pending = [p for p in self._pending if id(p) not in dead]
+            batch = (
+                select_batch(self._pending, self.max_batch_size, self.max_batch_tokens, self.max_padding_ratio)
+                if self._pending else []
+            )
+            chosen = set(map(id, batch))
+            self._pending = [p for p in self._pending if id(p) not in chosen]
+            self._notify_depth()
+        self._fail(expired, SequenceExpired())
+        return batch
+
+    def _run_batch(self, batch: list[Pending]) -> None:
+        started = time.monotonic()
+        try:
+            results = self._runner([p.ids for p in batch], batch[0].attentions)
+            if len(results) != len(batch):
+                raise RuntimeError(f"runner returned {len(results)} results for {len(batch)} sequences")
+        except Exception:
+            log.exception("inference failed for a batch of %d sequences", len(batch))
+            self._fail(batch, BatchFailed())
+            return
+        seconds = time.monotonic() - started
+        for item, result in zip(batch, results, strict=True):
+            with contextlib.suppress(RuntimeError):
+                item.loop.call_soon_threadsafe(_resolve, item.future, result)
+        if self._observer is not None:
+            lengths = [len(p) for p in batch]
+            self._observer.batch(
+                len(batch), max(lengths) * len(batch), sum(lengths), [started - p.enqueued for p in batch], seconds
+            )
+
+    def _work(self) -> None:
+        batch: list[Pending] = []
+        try:
+            while (batch := self._next_batch()) is not None:
+                if batch:
+                    self._run_batch(batch)
+                batch = []
+        except BaseException:
+            log.exception("the inference thread died; failing every queued request")
+            with self._cond:
+                self._dead = True
+                leftover, self._pending = self._pending, []
+            self._fail(batch + leftover, BatchFailed())
+            raise

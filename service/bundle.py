@@ -1,0 +1,130 @@
+"""Read a model bundle's config.json and check the bundle against it (files, checksums, graph inputs/outputs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_FORMAT_VERSION = 1
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be served; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def serving(self) -> dict[str, Any]:
+        return self.config["serving"]
+
+    @property
+    def max_length(self) -> int:
+        return int(self.serving["max_length"])
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.serving["dimensions"])
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.serving["n_layers"])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.serving["n_heads"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.serving["vocab_size"])
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.serving["pad_token_id"])
+
+    def graph_file(self, kind: str) -> Path | None:
+        graph = self.config["graphs"].get(kind)
+        return self.path / graph["file"] if graph else None
+
+    @property
+    def tokenizer_file(self) -> Path | None:
+        name = self.serving.get("tokenizer")
+        return self.path / name if name else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise BundleError(
+            f"{path} is not a model bundle (no config.json); create one with "
+            f"`attnserve export minilm --output {path}`"
+        )
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{config_file} is not valid JSON ({exc}); export the bundle again") from None
+    if config.get("format_version") != SUPPORTED_FORMAT_VERSION:
+        raise BundleError(
+            f"{config_file} has format_version {config.get('format_version')!r}; this service reads "
+            f"{SUPPORTED_FORMAT_VERSION}: export the bundle again with this version of attnserve"
+        )
+    for kind in ("default", "attentions"):
+        if kind not in config.get("graphs", {}):
+            raise BundleError(f"{config_file} lists no {kind!r} graph; export the bundle again")
+    for name, digest in config.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
+        if verify_checksums and _sha256(file) != digest:
+            raise BundleError(
+                f"{file} does not match the sha256 in config.json (a partial copy or a mixed bundle?); "
+                "export the bundle again, or set ATTNSERVE_VERIFY_CHECKSUMS=false if you changed it on purpose"
+            )
+    return Bundle(path, config)
+
+
+def check_graph_io(bundle: Bundle, kind: str, inputs: list[Any], outputs: list[Any]) -> None:
+    """Compare an ONNX Runtime session's declared inputs/outputs (NodeArg) with config.json."""
+    declared = bundle.config["graphs"][kind]
+    file = declared["file"]
+    got_in = [i.name for i in inputs]
+    got_out = [o.name for o in outputs]
+    want_in = [i["name"] for i in declared["inputs"]]
+    want_out = [o["name"] for o in declared["outputs"]]
+    problems = []
+    if got_in != want_in:
+        problems.append(f"inputs are {got_in}, config.json says {want_in}")
+    if got_out != want_out:
+        problems.append(f"outputs are {got_out}, config.json says {want_out}")
+    by_name = {o.name: o.shape for o in outputs}
+    checks = {"last_hidden_state": (2, bundle.dimensions), "pooled": (1, bundle.dimensions),
+              "attentions": (1, bundle.n_layers)}
+    for name, (axis, size) in checks.items():
+        shape = by_name.get(name)
+        if shape is not None and len(shape) > axis and isinstance(shape[axis], int) and shape[axis] != size:
+            problems.append(f"{name} axis {axis} is {shape[axis]}, config.json says {size}")
+    att = by_name.get("attentions")
+    if att is not None and len(att) > 2 and isinstance(att[2], int) and att[2] != bundle.n_heads:
+        problems.append(f"attentions has {att[2]} heads, config.json says {bundle.n_heads}")
+    if problems:
+        raise BundleError(f"{file} disagrees with config.json: " + "; ".join(problems)
+                          + ". The graph and config.json come from different exports: export the bundle again")

@@ -1,0 +1,84 @@
+"""Every limit a request must meet before anything is queued; each failure names the field and the limit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bundle import Bundle
+from .errors import ApiError
+from .settings import Settings
+
+
+def check_inputs(kind: str, count: int, texts: list[str] | None, settings: Settings) -> None:
+    """Counts and characters: cheap checks before tokenizing, so a huge string costs nothing."""
+    if count > settings.max_inputs_per_request:
+        raise ApiError(422, f"{kind}: {count} inputs; at most {settings.max_inputs_per_request} per request "
+                            "(max_inputs_per_request)", kind)
+    for i, text in enumerate(texts or []):
+        if len(text) > settings.max_chars_per_text:
+            raise ApiError(422, f"{kind}[{i}]: {len(text)} characters; at most {settings.max_chars_per_text} "
+                                "(max_chars_per_text)", f"{kind}[{i}]")
+
+
+def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncate: bool) -> list[np.ndarray]:
+    """Token ids used as given: non-empty, inside the vocabulary, within the maximum unless truncated."""
+    out = []
+    for i, ids in enumerate(lists):
+        if not ids:
+            raise ApiError(422, f"{kind}[{i}]: an input needs at least one token", f"{kind}[{i}]")
+        arr = np.asarray(ids, dtype=np.int64)
+        bad = np.flatnonzero((arr < 0) | (arr >= bundle.vocab_size))
+        if bad.size:
+            j = int(bad[0])
+            raise ApiError(422, f"{kind}[{i}][{j}]: token id {ids[j]} is outside the vocabulary "
+                                f"[0, {bundle.vocab_size})", f"{kind}[{i}][{j}]")
+        if len(arr) > bundle.max_length:
+            if not truncate:
+                raise ApiError(422, too_long_message(kind, i, len(arr), bundle.max_length), f"{kind}[{i}]")
+            arr = arr[: bundle.max_length]
+        out.append(arr)
+    return out
+
+
+def too_long_message(kind: str, index: int, length: int, limit: int) -> str:
+    return (f"{kind}[{index}]: {length} tokens; the model's maximum is {limit} "
+            "(set truncate to true to cut it)")
+
+
+def check_total_tokens(kind: str, sequences: list[np.ndarray], settings: Settings) -> int:
+    total = sum(len(s) for s in sequences)
+    if total > settings.max_tokens_per_request:
+        raise ApiError(422, f"{kind}: {total} tokens in this request; at most {settings.max_tokens_per_request} "
+                            "(max_tokens_per_request)", kind)
+    return total
+
+
+def _check_indices(name: str, values: list[int], size: int) -> list[int]:
+    out = []
+    for i, v in enumerate(values):
+        if not -size <= v < size:
+            raise ApiError(422, f"{name}[{i}]: {v} is not an index in [-{size}, {size})", f"{name}[{i}]")
+        out.append(v % size)
+    return out
+
+
+def attention_selection(layers: list[int] | None, heads: list[int] | str | None,
+                        bundle: Bundle) -> tuple[list[int], list[int] | None]:
+    """Layer indices and head indices (None: the mean of all heads), negatives counted from the end."""
+    chosen_layers = _check_indices("attention_layers", layers, bundle.n_layers) if layers else list(
+        range(bundle.n_layers))
+    if heads == "mean":
+        return chosen_layers, None
+    chosen_heads = _check_indices("attention_heads", heads, bundle.n_heads) if heads else list(range(bundle.n_heads))
+    if not chosen_heads:
+        raise ApiError(422, "attention_heads: give at least one head index, or \"mean\"", "attention_heads")
+    return chosen_layers, chosen_heads
+
+
+def check_attention_values(sequences: list[np.ndarray], n_layers: int, n_heads: int, settings: Settings) -> None:
+    values = sum(len(s) ** 2 for s in sequences) * n_layers * n_heads
+    if values > settings.max_attention_values:
+        raise ApiError(422, f"return_attentions: this response would hold {values} attention values; at most "
+                            f"{settings.max_attention_values} (max_attention_values). Ask for fewer "
+                            "attention_layers or attention_heads (or \"mean\"), or shorter inputs",
+                       "return_attentions")

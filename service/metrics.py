@@ -1,0 +1,50 @@
+"""Prometheus metrics, one registry per app (so tests can build many apps), all prefixed attnserve_."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_TOKENS = (16, 64, 256, 1024, 4096, 16384, 65536)
+_RATIO = (1.0, 1.05, 1.1, 1.25, 1.5, 2, 3, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("attnserve_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=r)
+        self.request_seconds = Histogram("attnserve_request_duration_seconds", "Request duration",
+                                         ["route"], buckets=_LATENCY, registry=r)
+        self.tokenize_seconds = Histogram("attnserve_tokenize_duration_seconds", "Tokenization per request",
+                                          buckets=_LATENCY, registry=r)
+        self.queue_seconds = Histogram("attnserve_queue_duration_seconds", "Wait from queueing to batch start",
+                                       buckets=_LATENCY, registry=r)
+        self.inference_seconds = Histogram("attnserve_inference_duration_seconds", "ONNX Runtime call per batch",
+                                           buckets=_LATENCY, registry=r)
+        self.serialize_seconds = Histogram("attnserve_serialize_duration_seconds", "Response serialization",
+                                           buckets=_LATENCY, registry=r)
+        self.depth = Gauge("attnserve_queue_depth", "Sequences waiting to be batched", registry=r)
+        self.batch_size = Histogram("attnserve_batch_size", "Sequences per batch", buckets=_SIZES, registry=r)
+        self.batch_tokens = Histogram("attnserve_batch_tokens", "Padded tokens per batch (size x longest)",
+                                      buckets=_TOKENS, registry=r)
+        self.padding_ratio = Histogram("attnserve_padding_ratio", "Padded tokens / real tokens per batch",
+                                       buckets=_RATIO, registry=r)
+        self.sequences = Counter("attnserve_sequences", "Sequences run", registry=r)
+        self.tokens = Counter("attnserve_tokens", "Real tokens run", registry=r)
+
+    # BatchObserver, called from the inference thread (prometheus_client is thread-safe)
+    def queue_depth(self, depth: int) -> None:
+        self.depth.set(depth)
+
+    def batch(self, size: int, padded_tokens: int, real_tokens: int, waits: list[float], seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_tokens.observe(padded_tokens)
+        self.padding_ratio.observe(padded_tokens / max(real_tokens, 1))
+        self.inference_seconds.observe(seconds)
+        self.sequences.inc(size)
+        self.tokens.inc(real_tokens)
+        for wait in waits:
+            self.queue_seconds.observe(wait)

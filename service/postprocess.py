@@ -1,0 +1,35 @@
+"""Results -> response parts: pooling, normalization, attention selection, base64 encoding."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from .runtime import SequenceResult
+
+
+def pooled_vector(result: SequenceResult, pooling: str, default_pooling: str, normalize: bool) -> np.ndarray:
+    if pooling == default_pooling:
+        vector = result.pooled
+    elif pooling == "cls":
+        vector = result.hidden[0]
+    else:
+        vector = result.hidden.mean(axis=0)
+    if normalize:
+        # F.normalize's eps: an all-zero vector stays zero
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return np.ascontiguousarray(vector, dtype=np.float32)
+
+
+def selected_attentions(result: SequenceResult, layers: list[int], heads: list[int] | None) -> np.ndarray:
+    """(n_layers, h, n, n) -> (len(layers), len(heads) or 1 for the mean, n, n)."""
+    assert result.attentions is not None
+    picked = result.attentions[layers]
+    picked = picked.mean(axis=1, keepdims=True) if heads is None else picked[:, heads]
+    return np.ascontiguousarray(picked, dtype=np.float32)
+
+
+def b64(array: np.ndarray) -> str:
+    """Little-endian float32, row-major."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")

@@ -1,0 +1,1 @@
+"""HTTP routes: encode, OpenAI-compatible embeddings, health and metrics."""

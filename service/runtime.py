@@ -1,0 +1,139 @@
+"""ONNX Runtime sessions for a bundle: provider choice, padding, running, unpadding."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from .bundle import Bundle, BundleError, check_graph_io
+from .settings import Settings
+
+log = logging.getLogger("attnserve")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass
+class SequenceResult:
+    """One sequence's outputs, padding removed."""
+
+    hidden: np.ndarray  # (n, d_model)
+    pooled: np.ndarray  # (d_model,), the bundle's default pooling, not normalized
+    attentions: np.ndarray | None  # (n_layers, h, n, n)
+
+
+def _cuda_devices() -> tuple[int, str]:
+    """Count GPUs through the driver API without creating a session, so a CPU host logs no CUDA errors."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0, "no NVIDIA driver (libcuda.so.1 not found)"
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0, "the NVIDIA driver found no usable GPU"
+    return count.value, f"{count.value} GPU(s)"
+
+
+def choose_providers(requested: str) -> tuple[list[str], str]:
+    """Return the providers to use and the reason, probing CUDA only when it could work."""
+    if requested == "cpu":
+        return [CPU], "CPU requested"
+    if CUDA not in ort.get_available_providers():
+        reason = "this onnxruntime build has no CUDA execution provider"
+    else:
+        n, reason = _cuda_devices()
+        if n:
+            if hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, when installed
+                except Exception as exc:
+                    reason = f"CUDA libraries failed to load ({exc})"
+                    n = 0
+            if n:
+                return [CUDA, CPU], reason
+    if requested == "cuda":
+        raise BundleError(f"CUDA was requested (ATTNSERVE_PROVIDER=cuda) but {reason}")
+    return [CPU], reason
+
+
+class Runtime:
+    """One session per graph; ``run`` pads a list of sequences, runs one call and splits the result."""
+
+    def __init__(self, bundle: Bundle, settings: Settings) -> None:
+        self.bundle = bundle
+        providers, reason = choose_providers(settings.provider)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.intra_op_threads
+        options.inter_op_num_threads = settings.inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        default_kind = "default"
+        if settings.graph == "optimized" or (settings.graph == "auto" and bundle.graph_file("optimized")):
+            default_kind = "optimized"
+            if bundle.graph_file("optimized") is None:
+                raise BundleError("ATTNSERVE_GRAPH=optimized but the bundle has no optimized graph; export "
+                                  "it without --no-optimize or set ATTNSERVE_GRAPH=auto")
+        self.graph_kinds = {False: default_kind, True: "attentions"}
+        self.sessions: dict[bool, ort.InferenceSession] = {}
+        for wants_attention, kind in self.graph_kinds.items():
+            file = bundle.graph_file(kind)
+            assert file is not None
+            session = ort.InferenceSession(str(file), options, providers=providers)
+            check_graph_io(bundle, kind, session.get_inputs(), session.get_outputs())
+            self.sessions[wants_attention] = session
+        self.provider = self.sessions[False].get_providers()[0]
+        self.use_io_binding = self.provider == CUDA
+        if providers[0] == CUDA and self.provider != CUDA:
+            reason = "the CUDA execution provider failed to start"
+        log.info("execution provider: %s (%s); graphs: %s", self.provider, reason,
+                 ", ".join(f"{k}={bundle.graph_file(k).name}" for k in self.graph_kinds.values()))
+
+    def _call(self, wants_attention: bool, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        session = self.sessions[wants_attention]
+        if not self.use_io_binding:
+            return session.run(None, {"input_ids": ids, "attention_mask": mask})
+        # On CUDA: inputs copied to the device once, outputs copied back once, no intermediate host copies.
+        binding = session.io_binding()
+        binding.bind_cpu_input("input_ids", ids)
+        binding.bind_cpu_input("attention_mask", mask)
+        for out in session.get_outputs():
+            binding.bind_output(out.name, "cpu")
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+    def run(self, sequences: list[np.ndarray], wants_attention: bool) -> list[SequenceResult]:
+        """Pad to the longest, run once, unpad. Checks that every input got exactly one output."""
+        lengths = [len(s) for s in sequences]
+        width = max(lengths)
+        ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(sequences), width), dtype=np.int64)
+        for i, seq in enumerate(sequences):
+            ids[i, : len(seq)] = seq
+            mask[i, : len(seq)] = 1
+        outputs = self._call(wants_attention, ids, mask)
+        hidden, pooled = outputs[0], outputs[1]
+        attentions = outputs[2] if wants_attention else None
+        if hidden.shape[0] != len(sequences) or pooled.shape[0] != len(sequences):
+            raise RuntimeError(f"the graph returned {hidden.shape[0]} rows for {len(sequences)} sequences")
+        return [
+            SequenceResult(
+                hidden=hidden[i, :n],
+                pooled=pooled[i],
+                attentions=None if attentions is None else attentions[i, :, :, :n, :n],
+            )
+            for i, n in enumerate(lengths)
+        ]
+
+    def warmup(self, max_batch_size: int) -> None:
+        """First calls allocate and pick kernels; do them before reporting ready."""
+        short = np.arange(8, dtype=np.int64) % self.bundle.vocab_size
+        long = np.arange(self.bundle.max_length, dtype=np.int64) % self.bundle.vocab_size
+        for wants_attention in (False, True):
+            self.run([short], wants_attention)
+            self.run([short] * min(max_batch_size, 8), wants_attention)
+        self.run([long, short], False)

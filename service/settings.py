@@ -1,0 +1,73 @@
+"""The one settings object of the service: every field is also an ATTNSERVE_* environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built inside create_app(settings), never at import, so tests can build apps with other settings."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", protected_namespaces=(), extra="forbid")
+
+    # --- the model and the runtime
+    model: Path = Field(Path("build/minilm"), description="Model bundle folder (config.json + ONNX graphs).")
+    served_name: str | None = Field(None, description="Name to serve the model under (default: the bundle's).")
+    provider: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
+    )
+    graph: Literal["auto", "default", "optimized"] = Field(
+        "auto", description="Graph for requests without attentions: auto takes the optimized one when present."
+    )
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads inside one operator (0: all cores).")
+    inter_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads across operators (0: default).")
+    warmup: bool = Field(True, description="Run warm-up inferences before reporting ready.")
+    verify_checksums: bool = Field(True, description="Check the bundle files' sha256 against config.json at start.")
+
+    # --- HTTP
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys; when set, inference routes need 'Authorization: Bearer <key>'.",
+    )
+    explorer: bool = Field(True, description="Serve the attention explorer page at / (when present).")
+
+    # --- dynamic batching
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Sequences per ONNX Runtime call.")
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="Padded tokens per call (batch size x longest sequence in it)."
+    )
+    max_queue_delay_ms: float = Field(
+        0.0, ge=0, le=1000, description="How long a batch may wait to fill; 0: an idle engine runs at once."
+    )
+    max_padding_ratio: float = Field(
+        1.5, ge=1.0, description="A batch grows only while padded tokens stay within this factor of real tokens."
+    )
+    max_queue_sequences: int = Field(
+        1024, ge=1, description="Sequences waiting at most; beyond it requests get 503 with Retry-After."
+    )
+    request_timeout_s: float = Field(30.0, gt=0, description="A request not answered by then gets 504.")
+
+    # --- limits per request, enforced before anything is queued
+    max_inputs_per_request: int = Field(256, ge=1, description="Texts or token lists per request.")
+    max_chars_per_text: int = Field(
+        20000, ge=1, description="Characters per text, checked before tokenizing."
+    )
+    max_tokens_per_request: int = Field(32768, ge=1, description="Tokens over all inputs of one request.")
+    max_attention_values: int = Field(
+        4_000_000, ge=1, description="Attention numbers in one response (layers x heads x tokens^2, summed)."
+    )
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="Request body size in bytes (413 beyond).")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
