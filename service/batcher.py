@@ -236,4 +236,3 @@ class Batcher:
                 self._dead = True
                 leftover, self._pending = self._pending, []
             self._fail(batch + leftover, BatchFailed())
-            raise

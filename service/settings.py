@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     )
     max_tokens_per_request: int = Field(32768, ge=1, description="Tokens over all inputs of one request.")
     max_attention_values: int = Field(
-        4_000_000, ge=1, description="Attention numbers in one response (layers x heads x tokens^2, summed)."
+        8_000_000, ge=1,
+        description="Attention numbers in one response (layers x heads x tokens^2, summed); the default fits one "
+        "full-length MiniLM input with every layer and head.",
     )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Request body size in bytes (413 beyond).")
 
