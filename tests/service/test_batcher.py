@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from service.batcher import (
-    BatchFailed,
     Batcher,
     BatcherStopped,
+    BatchFailed,
     Pending,
     QueueFull,
     SequenceExpired,
