@@ -1,0 +1,153 @@
+"""Start-up: settings, the bundle checked against config.json, provider choice, no torch in the service."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.bundle import BundleError, load_bundle
+from service.runtime import Runtime, choose_providers
+from service.settings import Settings
+
+from .conftest import running_server
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, tiny_bundle: Path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    return copy
+
+
+def _edit_config(bundle: Path, edit) -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    edit(cfg)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTNSERVE_MAX_BATCH_SIZE", "3")
+    monkeypatch.setenv("ATTNSERVE_API_KEYS", "a, b,,c")
+    monkeypatch.setenv("ATTNSERVE_MODEL", "/models/x")
+    s = Settings()
+    assert (s.max_batch_size, s.api_keys, s.model) == (3, ["a", "b", "c"], Path("/models/x"))
+    assert Settings(max_batch_size=5).max_batch_size == 5  # explicit values win over the environment
+
+
+def test_graph_that_disagrees_with_config_is_refused(bundle_copy: Path) -> None:
+    def rename(cfg: dict) -> None:
+        cfg["graphs"]["attentions"]["outputs"][2]["name"] = "attention_probs"
+
+    _edit_config(bundle_copy, rename)
+    with pytest.raises(BundleError, match="model_attentions.onnx disagrees with config.json: outputs are "
+                                          r"\['last_hidden_state', 'pooled', 'attentions'\].*export the bundle again"):
+        Runtime(load_bundle(bundle_copy), Settings(model=bundle_copy))
+
+
+def test_dimension_mismatch_is_refused(bundle_copy: Path) -> None:
+    _edit_config(bundle_copy, lambda cfg: cfg["serving"].update(dimensions=128))
+    with pytest.raises(BundleError, match="last_hidden_state axis 2 is 64, config.json says 128"):
+        Runtime(load_bundle(bundle_copy), Settings(model=bundle_copy))
+
+
+def test_changed_file_fails_its_checksum(bundle_copy: Path) -> None:
+    with (bundle_copy / "tokenizer.json").open("a") as f:
+        f.write(" ")
+    with pytest.raises(BundleError, match="tokenizer.json does not match the sha256 in config.json"):
+        load_bundle(bundle_copy)
+    load_bundle(bundle_copy, verify_checksums=False)
+
+
+def test_missing_graph_file_is_named(bundle_copy: Path) -> None:
+    (bundle_copy / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="model.onnx is missing"):
+        load_bundle(bundle_copy)
+
+
+def test_other_format_version_is_refused(bundle_copy: Path) -> None:
+    _edit_config(bundle_copy, lambda cfg: cfg.update(format_version=99))
+    with pytest.raises(BundleError, match="format_version 99"):
+        load_bundle(bundle_copy)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="is not a model bundle .*attnserve export minilm"):
+        load_bundle(tmp_path)
+
+
+def test_cpu_host_picks_cpu_and_says_why() -> None:
+    providers, reason = choose_providers("auto")
+    assert providers == ["CPUExecutionProvider"]
+    assert reason
+    with pytest.raises(BundleError, match="CUDA was requested"):
+        choose_providers("cuda")
+
+
+def test_not_ready_until_loaded(tiny_bundle: Path) -> None:
+    app = create_app(Settings(model=tiny_bundle))
+    client = TestClient(app)  # no `with`: the lifespan has not run
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+    with client:
+        assert client.get("/readyz").status_code == 200
+    assert app.state.ctx.ready is False  # shut down
+
+
+def test_serve_with_a_missing_bundle_says_how_to_fix_it(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--model", str(tmp_path / "nope")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"attnserve serve: error: {tmp_path / 'nope'} is not a model bundle" in result.stderr
+
+
+def test_serve_with_a_bad_setting(tmp_path: Path, tiny_bundle: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--model", str(tiny_bundle)],
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env={"ATTNSERVE_MAX_BATCH_SIZE": "0", "PATH": ""})
+    assert result.returncode == 2
+    assert "setting max_batch_size (ATTNSERVE_MAX_BATCH_SIZE)" in result.stderr
+
+
+def test_server_logs_one_provider_line_and_no_cuda_errors(tiny_bundle: Path, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with running_server(tiny_bundle, log):
+        pass
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "execution provider" in line]
+    assert len(lines) == 1 and "CPUExecutionProvider" in lines[0], text
+    assert "onnxruntime" not in text.lower().replace("attnserve", ""), text  # no ORT error spam
+    assert "Traceback" not in text and " ERROR " not in text
+
+
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not installed in the serving image")
+sys.meta_path.insert(0, NoTorch())
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.settings import Settings
+with TestClient(create_app(Settings(model=sys.argv[1]))) as client:
+    r = client.post("/encode", json={"texts": ["no torch here"], "return_attentions": True})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["embeddings"][0]) == 64
+assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
+print("served without torch")
+"""
+
+
+def test_service_runs_without_torch(tiny_bundle: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tiny_bundle)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "served without torch" in result.stdout
