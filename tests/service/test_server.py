@@ -14,7 +14,10 @@ import pytest
 
 from .conftest import Server, running_server
 
-WORDS = ["attention", "encoder", "token", "vector", "batch", "queue", "latency", "cosine", "model", "layer", "head", "softmax", "query", "key", "value", "Zürich", "naïve", "東京", "café", "the", "a", "of", "and", "to", "in", "is", "on", "for", "with"]
+WORDS = (
+    "attention", "encoder", "token", "vector", "batch", "queue", "latency", "cosine", "model", "layer", "head",
+    "softmax", "query", "key", "value", "Zürich", "naïve", "東京", "café", "the", "a", "of", "and", "to", "in",
+)
 
 
 def metric(text: str, name: str) -> float:
