@@ -36,7 +36,6 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated keys; when set, inference routes need 'Authorization: Bearer <key>'.",
     )
-    explorer: bool = Field(True, description="Serve the attention explorer page at / (when present).")
 
     # --- dynamic batching
     max_batch_size: int = Field(32, ge=1, le=4096, description="Sequences per ONNX Runtime call.")
