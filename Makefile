@@ -8,8 +8,12 @@ BUNDLE ?= build/minilm
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+URL      ?= http://127.0.0.1:8000
+USERS    ?= 16
+DURATION ?= 30s
+RESULTS  ?= results
 
-.PHONY: install test lint export export-tiny serve clean
+.PHONY: install test lint export export-tiny serve loadtest bench clean
 
 install: $(STAMP)
 
@@ -38,6 +42,17 @@ export-tiny: install
 
 serve: install export
 	$(VENV)/bin/attnserve serve --model $(BUNDLE) --host $(HOST) --port $(PORT)
+
+# Headless locust for a bounded time against URL; CSV and HTML report under $(RESULTS)/loadtest/.
+loadtest: install
+	mkdir -p $(RESULTS)/loadtest
+	$(VENV)/bin/locust -f loadtest/locustfile.py --headless --host $(URL) -u $(USERS) -r $(USERS) \
+		-t $(DURATION) --stop-timeout 10 --csv $(RESULTS)/loadtest/locust --html $(RESULTS)/loadtest/report.html \
+		--only-summary
+
+# Batched vs unbatched vs the in-process ONNX Runtime ceiling; table, JSON and plot under $(RESULTS)/bench/.
+bench: install export
+	$(PY) loadtest/bench.py --model $(BUNDLE) --output $(RESULTS)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build results .pytest_cache

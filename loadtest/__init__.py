@@ -1,0 +1,1 @@
+"""Locust users, the corpus and the benchmark that proves the batching."""

@@ -1,0 +1,88 @@
+"""Locust users for attnserve: /encode, /encode with attention, and /v1/embeddings.
+
+    make loadtest URL=http://127.0.0.1:8000 USERS=32 DURATION=60s
+    locust -f loadtest/locustfile.py --host http://127.0.0.1:8000          # web UI on :8089
+
+Environment: ATTNSERVE_API_KEY (sent as a Bearer token), LOADTEST_MAX_TEXTS (texts per request, default 4).
+Every response is checked (status, count, dimensions); a wrong one is a locust failure.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from locust import FastHttpUser, constant, events, task
+
+from checks import check_embeddings, check_encode, load_corpus, pick_texts
+
+CORPUS = load_corpus()
+MAX_TEXTS = int(os.environ.get("LOADTEST_MAX_TEXTS", "4"))
+MODEL: dict[str, object] = {}
+
+
+@events.test_start.add_listener
+def _describe_model(environment, **_kwargs) -> None:
+    """Learn the served model's name and dimensions once, so every answer can be checked."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{environment.host}/v1/models", headers=_headers())
+    with urllib.request.urlopen(request, timeout=30) as r:
+        model = json.load(r)["data"][0]
+    MODEL.update(id=model["id"], dims=model["dimensions"])
+
+
+def _headers() -> dict[str, str]:
+    key = os.environ.get("ATTNSERVE_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+class _Base(FastHttpUser):
+    abstract = True
+    wait_time = constant(0)  # closed loop: the next request leaves when the answer arrives
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        self.headers = _headers()
+
+    def _post(self, path: str, payload: dict, name: str, check) -> None:
+        with self.client.post(path, json=payload, headers=self.headers, name=name, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}: {r.text[:200]}")
+                return
+            problem = check(r.json())
+            if problem:
+                r.failure(problem)
+
+
+class EncodeUser(_Base):
+    weight = 6
+
+    @task
+    def encode(self) -> None:
+        texts = pick_texts(self.rng, CORPUS, MAX_TEXTS)
+        self._post("/encode", {"texts": texts, "truncate": True}, "/encode",
+                   lambda body: check_encode(body, len(texts), int(MODEL["dims"])))
+
+
+class AttentionUser(_Base):
+    weight = 1
+
+    @task
+    def encode_with_attention(self) -> None:
+        texts = pick_texts(self.rng, CORPUS, 2)
+        payload = {"texts": texts, "truncate": True, "return_attentions": True, "attention_layers": [-1],
+                   "attention_heads": "mean"}
+        self._post("/encode", payload, "/encode (attentions)",
+                   lambda body: check_encode(body, len(texts), int(MODEL["dims"]), attentions=True))
+
+
+class EmbeddingsUser(_Base):
+    weight = 2
+
+    @task
+    def embeddings(self) -> None:
+        texts = pick_texts(self.rng, CORPUS, MAX_TEXTS)  # the longest corpus text is ~210 tokens: no truncation
+        self._post("/v1/embeddings", {"model": MODEL["id"], "input": texts}, "/v1/embeddings",
+                   lambda body: check_embeddings(body, len(texts), int(MODEL["dims"])))
