@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import aiohttp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from checks import check_encode, load_corpus  # noqa: E402
+from checks import check_encode, load_corpus
 
 CONCURRENCY = (1, 4, 16, 64, 256)
 
@@ -211,10 +212,8 @@ def machine() -> dict:
         cpu = m.group(1) if m else cpu
     versions = {}
     for dist in ("attnserve", "onnxruntime-gpu", "onnxruntime", "fastapi", "uvicorn", "tokenizers", "numpy"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions}
 
@@ -224,7 +223,8 @@ def write_report(out: Path, result: dict) -> str:
     lines = [
         f"# attnserve benchmark ({result['when']})", "",
         f"Bundle `{result['bundle']}`; machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
-        f"Python {result['machine']['python']}; " + ", ".join(f"{k} {v}" for k, v in result["machine"]["versions"].items()),
+        f"Python {result['machine']['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in result["machine"]["versions"].items()),
         f"Load: closed loop, one short corpus sentence per request, {result['seconds']:g} s per step; "
         "load generator (aiohttp) on the same machine.", "",
         f"In-process ceiling (ONNX Runtime on `{ceil['graph']}`, no HTTP, grouped by length): "

@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import random
 
-from locust import FastHttpUser, constant, events, task
-
 from checks import check_embeddings, check_encode, load_corpus, pick_texts
+from locust import FastHttpUser, constant, events, task
 
 CORPUS = load_corpus()
 MAX_TEXTS = int(os.environ.get("LOADTEST_MAX_TEXTS", "4"))

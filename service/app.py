@@ -41,6 +41,7 @@ def load_context(ctx: Context) -> None:
         max_queue_delay_s=settings.max_queue_delay_ms / 1000,
         max_padding_ratio=settings.max_padding_ratio,
         observer=ctx.metrics,
+        workers=runtime.workers,
     )
     batcher.start()
     ctx.bundle, ctx.runtime, ctx.tokenizer, ctx.batcher = bundle, runtime, tokenizer, batcher

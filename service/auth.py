@@ -10,7 +10,8 @@ from .context import get_context
 from .errors import ApiError
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
+    """async, so FastAPI runs it on the event loop instead of a thread-pool hop per request."""
     keys = get_context(request).settings.api_keys
     if not keys:
         return

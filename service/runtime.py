@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,8 +68,10 @@ class Runtime:
     def __init__(self, bundle: Bundle, settings: Settings) -> None:
         self.bundle = bundle
         providers, reason = choose_providers(settings.provider)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.workers = settings.inference_workers or (1 if providers[0] == CUDA else min(2, cores))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads
+        options.intra_op_num_threads = settings.intra_op_threads or max(1, cores // self.workers)
         options.inter_op_num_threads = settings.inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
@@ -90,8 +93,9 @@ class Runtime:
         self.use_io_binding = self.provider == CUDA
         if providers[0] == CUDA and self.provider != CUDA:
             reason = "the CUDA execution provider failed to start"
-        log.info("execution provider: %s (%s); graphs: %s", self.provider, reason,
-                 ", ".join(f"{k}={bundle.graph_file(k).name}" for k in self.graph_kinds.values()))
+        log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)", self.provider,
+                 reason, ", ".join(f"{k}={bundle.graph_file(k).name}" for k in self.graph_kinds.values()),
+                 self.workers, options.intra_op_num_threads)
 
     def _call(self, wants_attention: bool, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
         session = self.sessions[wants_attention]
@@ -107,7 +111,8 @@ class Runtime:
         return binding.copy_outputs_to_cpu()
 
     def run(self, sequences: list[np.ndarray], wants_attention: bool) -> list[SequenceResult]:
-        """Pad to the longest, run once, unpad. Checks that every input got exactly one output."""
+        """Pad to the longest, run once, unpad. Checks that every input got exactly one output.
+        Thread-safe: each inference worker calls it concurrently on the shared sessions."""
         lengths = [len(s) for s in sequences]
         width = max(lengths)
         ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)

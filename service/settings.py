@@ -23,7 +23,14 @@ class Settings(BaseSettings):
     graph: Literal["auto", "default", "optimized"] = Field(
         "auto", description="Graph for requests without attentions: auto takes the optimized one when present."
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads inside one operator (0: all cores).")
+    inference_workers: int = Field(
+        0, ge=0, le=64,
+        description="Threads that each run one batch at a time on the shared sessions (0: 1 on CUDA; on CPU 2 when "
+        "there are at least 2 cores: measured 1.2x the throughput of one call on all cores at 64 clients).",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads inside one operator (0: cores / inference workers, at least 1)."
+    )
     inter_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads across operators (0: default).")
     warmup: bool = Field(True, description="Run warm-up inferences before reporting ready.")
     verify_checksums: bool = Field(True, description="Check the bundle files' sha256 against config.json at start.")
@@ -46,7 +53,8 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1000, description="How long a batch may wait to fill; 0: an idle engine runs at once."
     )
     max_padding_ratio: float = Field(
-        1.5, ge=1.0, description="A batch grows only while padded tokens stay within this factor of real tokens."
+        1.25, ge=1.0,
+        description="A batch grows only while padded tokens stay within this factor of real tokens.",
     )
     max_queue_sequences: int = Field(
         1024, ge=1, description="Sequences waiting at most; beyond it requests get 503 with Retry-After."

@@ -30,7 +30,7 @@ async def readyz(request: Request) -> Response:
 @router.get("/v1/models")
 async def models(request: Request) -> dict:
     """The served model, OpenAI-style, with what a client needs to know about it."""
-    require_api_key(request)
+    await require_api_key(request)
     ctx = get_context(request)
     bundle = ctx.bundle
     assert bundle is not None and ctx.runtime is not None

@@ -228,3 +228,21 @@ def test_queue_delay_lets_a_batch_fill() -> None:
     finally:
         batcher.stop()
     assert runner.batches == [[[1], [2], [3], [4]]]
+
+
+
+def test_several_workers_run_batches_at_the_same_time() -> None:
+    runner = EchoRunner(delay_s=0.1)
+    batcher = _batcher(runner, max_batch_size=1, workers=3)
+
+    async def main():
+        started = time.monotonic()
+        results = await asyncio.gather(*batcher.submit([np.array([i]) for i in range(1, 4)], False, 10))
+        return results, time.monotonic() - started
+
+    try:
+        results, elapsed = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert [r[0] for r in results] == [[10], [20], [30]]
+    assert elapsed < 0.25  # three 0.1 s batches in parallel, not 0.3 s in a row
