@@ -13,7 +13,7 @@ USERS    ?= 16
 DURATION ?= 30s
 RESULTS  ?= results
 
-.PHONY: install test lint export export-tiny serve loadtest bench clean
+.PHONY: install system-deps test lint export export-tiny serve loadtest bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,19 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[export,loadtest,dev]"
 	touch $(STAMP)
 
-test: install
+# Debian packages the tests use for real: nginx (load balancing), docker-compose (validates the compose file).
+SYSTEM_PACKAGES := nginx-light docker-compose
+system-deps:
+	@missing=""; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "make test needs these Debian packages:$$missing (apt-get install them as root)" >&2; exit 1; fi; \
+	fi
+
+test: install system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
