@@ -25,12 +25,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[export,loadtest,dev]"
 	touch $(STAMP)
 
-# Debian packages the tests use for real: nginx (load balancing), docker-compose (validates the compose file).
-SYSTEM_PACKAGES := nginx-light docker-compose
+# Debian packages the tests use for real: nginx (load balancing), docker-compose (validates the compose file),
+# chromium and its driver (the attention explorer's browser test).
 system-deps:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

@@ -15,6 +15,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
 from .routes import encode, health, openai
+from .routes.explorer import explorer_router
 from .runtime import Runtime
 from .settings import Settings
 from .tokenizer import TextTokenizer
@@ -78,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(encode.router)
     app.include_router(openai.router)
     app.include_router(health.router)
+    if settings.explorer:
+        app.include_router(explorer_router())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
     return app

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         description="Comma-separated keys; when set, inference routes need 'Authorization: Bearer <key>'.",
     )
 
+    explorer: bool = Field(True, description="Serve the attention explorer page at /explorer (and / redirects).")
+
     # --- dynamic batching
     max_batch_size: int = Field(32, ge=1, le=4096, description="Sequences per ONNX Runtime call.")
     max_batch_tokens: int = Field(
