@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import onnx
 from tokenizers import Tokenizer
 
 from models import Encoder
+from service.bundle import sha256  # one definition of the checksum, shared with the reader
 
 from .onnx_graph import INPUT_NAMES, export_graph, output_names
 from .optimize import optimize_graph
@@ -39,14 +39,6 @@ class BundleSpec:
     tokenizer: Tokenizer | None = None
     source: dict[str, Any] = field(default_factory=dict)
     optimize: bool = True
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _graph_io(path: Path) -> dict[str, list[dict[str, Any]]]:

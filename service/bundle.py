@@ -62,7 +62,8 @@ class Bundle:
         return self.path / name if name else None
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The checksum config.json records for every bundle file (export writes it, the service checks it)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -94,7 +95,7 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
         file = path / name
         if not file.is_file():
             raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
-        if verify_checksums and _sha256(file) != digest:
+        if verify_checksums and sha256(file) != digest:
             raise BundleError(
                 f"{file} does not match the sha256 in config.json (a partial copy or a mixed bundle?); "
                 "export the bundle again, or set ATTNSERVE_VERIFY_CHECKSUMS=false if you changed it on purpose"

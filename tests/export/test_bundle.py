@@ -112,3 +112,15 @@ def test_minilm_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Pa
     np.testing.assert_allclose(hidden[real], want.last_hidden_state.numpy()[real], atol=1e-4)
     np.testing.assert_allclose(att, torch.stack(want.attentions, 1).numpy(), atol=1e-4)
     assert load_hf_checkpoint(minilm_folder).serving.max_length == _config(minilm_bundle)["serving"]["max_length"]
+
+
+def test_parity_check_fails_above_the_limit(tiny_bundle: Path) -> None:
+    from export.parity import ParityError, check_graph, parity_cases
+
+    model = tiny_encoder(0)
+    with torch.no_grad():
+        model.layers[1].feed_forward.w_2.bias[0] += 0.01  # one dimension: the graph no longer matches
+    cases = parity_cases(1000, 16, 0, None)
+    with pytest.raises(ParityError, match=r"model.onnx: ONNX Runtime differs from PyTorch by .* \(limit 0.0001\)"):
+        check_graph(model, tiny_bundle / "model.onnx", False, cases)
+    assert max(check_graph(tiny_encoder(0), tiny_bundle / "model.onnx", False, cases).values()) <= 1e-4
