@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1000, description="How long a batch may wait to fill; 0: an idle engine runs at once."
     )
     max_padding_ratio: float = Field(
-        1.25, ge=1.0,
+        1.1, ge=1.0,
         description="A batch grows only while padded tokens stay within this factor of real tokens.",
     )
     max_queue_sequences: int = Field(
