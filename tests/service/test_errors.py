@@ -141,3 +141,22 @@ def test_texts_without_a_tokenizer(tmp_path: Path, tiny_bundle: Path) -> None:
         r = client.post("/encode", json={"texts": ["a"]})
         assert r.status_code == 422 and r.json()["error"]["param"] == "texts"
         assert client.post("/encode", json={"tokens": [[1, 2]]}).status_code == 200
+
+
+def _chunks(total: int):
+    """A JSON body of exactly ``total`` bytes, sent chunked (no Content-Length)."""
+    head, tail = b'{"texts": ["', b'"]}'
+    filler = total - len(head) - len(tail)
+    yield head
+    for i in range(0, filler, 100):
+        yield b"x" * min(100, filler - i)
+    yield tail
+
+
+@pytest.mark.parametrize(("size", "status"), [(4096, 422), (4097, 413)], ids=["limit", "limit+1"])
+def test_chunked_body_limit(limited: TestClient, size: int, status: int) -> None:
+    # at the limit the body is read and then refused for its text's length (max_chars_per_text is 50)
+    r = limited.post("/encode", content=_chunks(size), headers={"content-type": "application/json"})
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert r.status_code == status
+    assert r.json()["error"]["param"] == ("body" if status == 413 else "texts[0]")
