@@ -28,7 +28,8 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, param: str | None = None,
                    headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    body = {"error": {"message": message, "type": kind, "param": param,
                       "code": status}}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 

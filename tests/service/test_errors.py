@@ -123,7 +123,10 @@ def test_empty_string_encodes_as_special_tokens_only(limited: TestClient) -> Non
 
 
 def test_get_on_encode_is_405(limited: TestClient) -> None:
-    assert limited.get("/encode").status_code == 405
+    r = limited.get("/encode")
+    assert r.status_code == 405
+    assert r.json()["error"] == {"message": "Method Not Allowed", "type": "invalid_request_error", "param": None,
+                                 "code": 405}
 
 
 def test_texts_without_a_tokenizer(tmp_path: Path, tiny_bundle: Path) -> None:
