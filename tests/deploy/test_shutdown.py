@@ -48,8 +48,10 @@ def test_sigterm_during_load_loses_no_accepted_request(minilm_bundle: Path, tmp_
         assert server.proc.wait(30) in (0, -signal.SIGTERM)
     finally:
         server.stop()
-    kinds = {o for _, o in outcomes}
-    assert kinds <= {200, 503, "refused"}, kinds
+    # Before SIGTERM: answers only. After it: answers, 503, refused connections, or a reset of a connection the
+    # kernel queued but the closing server never accepted (the application never saw that request).
+    assert {o for sent, o in outcomes if sent < sigterm_at} <= {200, 503}
+    assert {o for sent, o in outcomes if sent >= sigterm_at} <= {200, 503, "refused", "ReadError"}
     # everything sent well before SIGTERM (its connection surely accepted) was answered
     in_flight = [o for sent, o in outcomes if sent < sigterm_at - 0.1]
     assert in_flight and in_flight.count(200) == len(in_flight), in_flight
