@@ -43,6 +43,8 @@ def load_context(ctx: Context) -> None:
         max_padding_ratio=settings.max_padding_ratio,
         observer=ctx.metrics,
         workers=runtime.workers,
+        window=settings.batch_window,
+        lone_runner=runtime.run_alone if runtime.lone_session is not None else None,
     )
     batcher.start()
     ctx.bundle, ctx.runtime, ctx.tokenizer, ctx.batcher = bundle, runtime, tokenizer, batcher

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime threads inside one operator (0: cores / inference workers, at least 1)."
     )
+    lone_batch_all_cores: bool = Field(
+        True, description="On a CPU with several inference workers, a batch that runs alone (nothing else queued "
+        "or running) uses every core: at one client MiniLM answers in ~6 ms instead of ~9.",
+    )
     inter_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads across operators (0: default).")
     warmup: bool = Field(True, description="Run warm-up inferences before reporting ready.")
     verify_checksums: bool = Field(True, description="Check the bundle files' sha256 against config.json at start.")
@@ -53,6 +57,11 @@ class Settings(BaseSettings):
     )
     max_queue_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="How long a batch may wait to fill; 0: an idle engine runs at once."
+    )
+    batch_window: int = Field(
+        16, ge=1, le=4096,
+        description="Only the oldest this many waiting sequences may join a batch: a smaller window lets fewer "
+        "sequences jump the queue (lower tail latency), a larger one groups by length better.",
     )
     max_padding_ratio: float = Field(
         1.1, ge=1.0,

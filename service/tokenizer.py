@@ -36,7 +36,8 @@ class TextTokenizer:
 
     def encode(self, texts: list[str], truncate: bool) -> list[Encoded]:
         tokenizer = self._truncating if truncate else self._exact
-        encodings = tokenizer.encode_batch(texts)
+        # one text: encode() directly, without encode_batch's hand-off to its thread pool
+        encodings = [tokenizer.encode(texts[0])] if len(texts) == 1 else tokenizer.encode_batch(texts)
         for i, enc in enumerate(encodings):
             if len(enc.ids) > self.max_length:
                 raise TooLong(i, len(enc.ids), self.max_length)

@@ -61,6 +61,8 @@ def test_select_respects_size_and_token_budget() -> None:
     pending = [_p(10) for _ in range(10)]
     assert len(select_batch(pending, 4, 10_000, 1.5)) == 4
     assert len(select_batch(pending, 8, 30, 1.5)) == 3  # 3 x 10 padded tokens
+    assert len(select_batch(pending, 4, 10_000, 1.5, window=10)) == 4  # a wider window, still at most 4
+    assert len(select_batch(pending, 1, 10_000, 1.5, window=10)) == 1
 
 
 def test_select_never_mixes_attention_requests() -> None:
@@ -246,3 +248,84 @@ def test_several_workers_run_batches_at_the_same_time() -> None:
         batcher.stop()
     assert [r[0] for r in results] == [[10], [20], [30]]
     assert elapsed < 0.25  # three 0.1 s batches in parallel, not 0.3 s in a row
+
+
+def test_select_takes_candidates_only_from_the_window() -> None:
+    pending = [_p(10), _p(50), _p(50), _p(10), _p(10)]
+    assert select_batch(pending, 8, 10_000, 1.5, window=3) == [pending[0]]  # the 10s beyond the window wait
+    assert select_batch(pending, 8, 10_000, 1.5, window=4) == [pending[0], pending[3]]
+    assert len(select_batch(pending, 8, 10_000, 1.5)) == 3  # default window: max_batch_size
+
+
+class TaggedRunner(EchoRunner):
+    """An EchoRunner whose results say which runner ran them."""
+
+    def __init__(self, tag: str, log: list[str], delay_s: float = 0.0) -> None:
+        super().__init__(delay_s=delay_s)
+        self.tag, self.log = tag, log
+
+    def __call__(self, sequences, attentions):
+        self.log.append(self.tag)
+        return [(r, self.tag) for r, _ in super().__call__(sequences, attentions)]
+
+
+def test_a_batch_alone_runs_on_the_lone_runner() -> None:
+    log: list[str] = []
+    batcher = _batcher(TaggedRunner("shared", log), workers=2, lone_runner=TaggedRunner("lone", log))
+
+    async def main():
+        return await asyncio.gather(*batcher.submit([np.array([1, 2])], False, 10))
+
+    try:
+        first = asyncio.run(main())
+        second = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert first == second == [([10, 20], "lone")]
+    assert log == ["lone", "lone"]
+
+
+def test_batches_that_overlap_share_the_cores() -> None:
+    """While one batch runs, or while more work waits, batches run on the per-worker runner."""
+    log: list[str] = []
+    shared = TaggedRunner("shared", log, delay_s=0.05)
+    lone = TaggedRunner("lone", log, delay_s=0.05)
+    batcher = _batcher(shared, workers=2, max_batch_size=1, lone_runner=lone)
+
+    async def main():
+        return await asyncio.gather(*batcher.submit([np.array([i]) for i in range(1, 7)], False, 10))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert [r[0] for r in results] == [[10 * i] for i in range(1, 7)]  # each caller still gets its own result
+    assert log.count("shared") >= 5  # only the last one, with nothing queued behind it, may run alone
+    assert len(log) == 6
+
+
+def test_a_batch_wakes_its_event_loop_once() -> None:
+    calls: list[int] = []
+    runner = EchoRunner()
+    runner.gate.clear()
+    batcher = _batcher(runner)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counting(callback, *args, **kw):
+            calls.append(len(args[0]) if args else 0)
+            return original(callback, *args, **kw)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        futures = batcher.submit([np.array([i]) for i in range(1, 6)], False, 10)
+        runner.gate.set()
+        return await asyncio.gather(*futures)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert [r[0] for r in results] == [[10], [20], [30], [40], [50]]
+    assert sum(calls) == 5 and len(calls) == len(runner.batches)  # one call per batch, carrying all of it

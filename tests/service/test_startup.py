@@ -41,6 +41,30 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings(max_batch_size=5).max_batch_size == 5  # explicit values win over the environment
 
 
+def test_a_lone_batch_gets_every_core_with_the_same_numbers(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    monkeypatch.setattr("service.runtime.os.sched_getaffinity", lambda _: {0, 1, 2, 3})
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle))
+    assert runtime.workers == 2 and runtime.lone_session is not None
+    assert runtime.lone_session.get_session_options().intra_op_num_threads == 4
+    assert runtime.sessions[False].get_session_options().intra_op_num_threads == 2
+
+    ids = np.asarray([2, 40, 41, 42, 3], dtype=np.int64)
+    direct = ort.InferenceSession(str(tiny_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    hidden, pooled = direct.run(None, {"input_ids": ids[None], "attention_mask": np.ones((1, 5), np.int64)})
+    alone = runtime.run_alone([ids], False)[0]
+    np.testing.assert_allclose(alone.hidden, hidden[0], atol=1e-5)
+    np.testing.assert_allclose(alone.pooled, pooled[0], atol=1e-5)
+    assert runtime.run_alone([ids], True)[0].attentions is not None  # attention requests keep their own graph
+
+    assert Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, lone_batch_all_cores=False)).lone_session \
+        is None
+    monkeypatch.setattr("service.runtime.os.sched_getaffinity", lambda _: {0})
+    assert Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle)).lone_session is None  # one core: no gain
+
+
 def test_graph_that_disagrees_with_config_is_refused(bundle_copy: Path) -> None:
     def rename(cfg: dict) -> None:
         cfg["graphs"]["attentions"]["outputs"][2]["name"] = "attention_probs"
