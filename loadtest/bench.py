@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import orjson
 
 try:  # the load generator shares the cores with the service: the lighter event loop leaves it more
     from uvloop import run as run_loop
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from checks import check_encode, load_corpus
 
 CONCURRENCY = (1, 4, 16, 64, 256)
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -67,20 +69,21 @@ class Ceiling:
 
         config = json.loads((bundle / "config.json").read_text())
         self.graph = config["graphs"].get("optimized", config["graphs"]["default"])["file"]
-        self.session = ort.InferenceSession(str(bundle / self.graph), providers=["CPUExecutionProvider"])
+        self.path = bundle / self.graph
+        self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(config["serving"]["max_length"])
         self.ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
 
-    def _run(self, batch: list[list[int]]) -> None:
+    def _run(self, batch: list[list[int]], session=None) -> None:
         width = max(map(len, batch))
         arr = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros_like(arr)
         for i, row in enumerate(batch):
             arr[i, : len(row)] = row
             mask[i, : len(row)] = 1
-        self.session.run(None, {"input_ids": arr, "attention_mask": mask})
+        (session or self.session).run(None, {"input_ids": arr, "attention_mask": mask})
 
     def rate(self, size: int, budget_s: float) -> float:
         """Sentences/s over length-sorted batches of ``size``, taken in a random order."""
@@ -94,6 +97,39 @@ class Ceiling:
             if time.perf_counter() - started > budget_s:
                 break
         return done / (time.perf_counter() - started)
+
+    def rate_in_workers(self, size: int, budget_s: float, workers: int = 2) -> float:
+        """Sentences/s with the service's CPU layout: ``workers`` threads sharing one 1-thread session, each
+        running its own length-sorted batches. Batch 1 against the best size bounds what batching can add."""
+        import threading
+
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        batches = [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
+        order = np.random.default_rng(size).permutation(len(batches))
+        done = [0] * workers
+        stop_at = time.perf_counter() + budget_s
+
+        def work(w: int) -> None:
+            k = w * len(order) // workers
+            while time.perf_counter() < stop_at:
+                batch = batches[order[k % len(order)]]
+                self._run(batch, session)
+                done[w] += len(batch)
+                k += 1
+
+        self._run(batches[0], session)  # warm
+        started = time.perf_counter()
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(done) / (time.perf_counter() - started)
 
     def single_p50_ms(self, count: int = 200) -> float:
         """Median time of one sentence alone, over sentences spread across the length range."""
@@ -118,6 +154,8 @@ def scrape(text: str) -> dict[str, float]:
 async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: float, dims: int) -> tuple:
     latencies: list[float] = []
     tokens = errors = 0
+    # bodies encoded once, answers parsed with orjson: the load generator shares the cores with the service
+    bodies = {text: orjson.dumps({"texts": [text], "truncate": True}) for text in texts}
     stop_at = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
@@ -129,8 +167,8 @@ async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: flo
                 text = texts[i % len(texts)]
                 i += 1
                 started = time.perf_counter()
-                async with http.post(f"{url}/encode", json={"texts": [text], "truncate": True}) as r:
-                    body = await r.json(content_type=None)
+                async with http.post(f"{url}/encode", data=bodies[text], headers=JSON) as r:
+                    body = orjson.loads(await r.read())
                     if r.status != 200 or check_encode(body, 1, dims):
                         errors += 1
                         continue
@@ -283,6 +321,11 @@ def write_report(out: Path, result: dict) -> str:
         "length): " + ", ".join(f"batch {k}: {v:.0f}" for k, v in ceil["by_batch_size"].items())
         + f" sentences/s; best {ceil['sequences_per_s']:.0f} at batch {ceil['best_batch_size']}; "
         f"one sentence alone: {ceil['single_p50_ms']:.2f} ms (median).", "",
+        *([f"The service's own layout, in process ({w['workers']} threads sharing one 1-thread session, no HTTP): "
+           + ", ".join(f"batch {k}: {v:.0f}" for k, v in w["by_batch_size"].items())
+           + f" sentences/s; batching itself can add at most "
+           f"{max(w['by_batch_size'].values()) / w['by_batch_size'][1]:.2f}x over batch 1 here.", ""]
+          if (w := ceil.get("in_workers")) else []),
         "## Sweep", "",
         "| mode | clients | seq/s | tokens/s | p50 ms | p95 ms | p99 ms | mean batch | padding | % ceiling | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -406,6 +449,11 @@ def main() -> int:
                     "sequences_per_s": by_size[best], "single_p50_ms": ceiling.single_p50_ms()},
     }
     print(f"  {by_size[best]:.0f} sentences/s at batch {best}", flush=True)
+    workers = min(2, os.cpu_count() or 1)
+    in_workers = {size: ceiling.rate_in_workers(size, budget, workers) for size in (1, 8, 16)}
+    result["ceiling"]["in_workers"] = {"workers": workers, "by_batch_size": in_workers}
+    print(f"  the service's layout ({workers} x 1 thread): "
+          + ", ".join(f"batch {k}: {v:.0f}" for k, v in in_workers.items()), flush=True)
 
     servers: dict[str, tuple[str, subprocess.Popen | None]] = {}
     modes = {"batched": {}, "unbatched": {"ATTNSERVE_MAX_BATCH_SIZE": "1"}}

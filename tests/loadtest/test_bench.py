@@ -29,6 +29,8 @@ def test_bench_writes_table_json_and_plot(tiny_bundle: Path, tmp_path: Path) -> 
     assert all(s["errors"] == 0 and s["requests"] > 0 for s in result["steps"])
     assert all(s["breakdown_ms"]["cpu: event loop"] > 0 for s in result["steps"])  # /proc was read
     assert max(s["mean_batch_size"] for s in result["steps"] if s["mode"] == "unbatched") == 1.0
+    assert set(result["ceiling"]["in_workers"]["by_batch_size"]) == {"1", "8", "16"}
+    assert "batching itself can add at most" in (out / "bench.md").read_text()
     (r,) = result["rounds"]
     assert {"batched_64", "unbatched_64", "batched_1"} <= r.keys()
     assert len(result["targets"]) == 8
