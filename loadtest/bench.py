@@ -411,12 +411,19 @@ def plot(out: Path, result: dict) -> None:
         ax2.plot(xs, [s["p99_ms"] for s in steps], style, label=mode)
     ax1.axhline(result["ceiling"]["sequences_per_s"], color="grey", linestyle=":",
                 label=f"ceiling (ORT, batch {result['ceiling']['best_batch_size']})")
+    if w := result["ceiling"].get("in_workers"):
+        by = {int(k): v for k, v in w["by_batch_size"].items()}
+        ax1.axhline(max(by.values()), color="grey", linestyle="-.", linewidth=0.8,
+                    label=f"{w['workers']} x 1-thread sessions in process, best batch")
+        ax1.axhline(by[1], color="grey", linestyle="--", linewidth=0.8,
+                    label=f"{w['workers']} x 1-thread sessions in process, batch 1")
     for ax, title in ((ax1, "throughput (sentences/s)"), (ax2, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8, loc="lower right" if ax is ax1 else "upper left")
+    ax1.set_ylim(bottom=0)
     ax2.set_yscale("log")
     fig.suptitle(f"attnserve, {result['bundle']}, {result['machine']['cores']} CPU cores")
     fig.tight_layout()
