@@ -68,11 +68,11 @@ def select_batch(
     Only the oldest ``window`` (default ``max_batch_size``) waiting sequences are candidates, which bounds how
     often a sequence of an unusual length is passed over: every sequence that joins out of turn makes the
     others wait longer (measured at 64 clients over 3 interleaved rounds: window 16 against 32, p99 386 against
-    430 ms for 4% less throughput; 24 in between; the whole queue, p99 1.3x higher). A sequence joins while batch size, padded tokens (size x longest) and padded/real
-    tokens stay within their limits; one that does not fit waits for a later batch, which it will lead once it
-    is the oldest. Age order keeps the tail latency low; the padding limit is what groups by length (on a CPU,
-    padding costs as much as real tokens). Sequences that want attention run on another graph and are never
-    mixed with the others.
+    430 ms for 4% less throughput; 24 in between; the whole queue, p99 1.3x higher). A sequence joins while
+    batch size, padded tokens (size x longest) and padded/real tokens stay within their limits; one that does
+    not fit waits for a later batch, which it will lead once it is the oldest. Age order keeps the tail latency
+    low; the padding limit is what groups by length (on a CPU, padding costs as much as real tokens).
+    Sequences that want attention run on another graph and are never mixed with the others.
     """
     anchor = pending[0]
     batch = [anchor]
