@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from models import Encoder
 from service.bundle import sha256  # one definition of the checksum, shared with the reader
 
-from .onnx_graph import INPUT_NAMES, export_graph, output_names
+from .onnx_graph import INPUT_NAMES, export_fusable_graph, export_graph, output_names
 from .optimize import optimize_graph
 from .parity import PARITY_LIMIT, check_graph, parity_cases
 from .tokenizer_files import special_tokens
@@ -96,7 +96,12 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
         graphs[kind] = {"file": path.name, "attentions": with_att, **_graph_io(path)}
     if spec.optimize:
         path = output / GRAPH_FILES["optimized"]
-        fusions = optimize_graph(output / GRAPH_FILES["default"], path, cfg.n_heads, cfg.d_model)
+        fusable = output / "model_fusable.onnx"  # the optimizer's input only; not part of the bundle
+        try:
+            export_fusable_graph(encoder, fusable)
+            fusions = optimize_graph(fusable, path, cfg.n_heads, cfg.d_model)
+        finally:
+            fusable.unlink(missing_ok=True)
         parity["optimized"] = check_graph(encoder, path, False, cases)
         graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions, **_graph_io(path)}
     else:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from models import Encoder
+from models.attention import MultiHeadAttention
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("last_hidden_state", "pooled")
@@ -52,6 +53,42 @@ def _quiet_exporter() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _additive_masks(encoder: Encoder) -> Iterator[None]:
+    modules = [m for m in encoder.modules() if isinstance(m, MultiHeadAttention)]
+    for m in modules:
+        m.additive_mask = True
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.additive_mask = False
+
+
+def export_fusable_graph(encoder: Encoder, path: Path) -> None:
+    """The default graph in the form ONNX Runtime's transformer optimizer fuses into Attention operators:
+    additive masks, and the TorchScript exporter, whose graph its fusion patterns match (the dynamo
+    exporter's does not). Only the optimizer reads this file."""
+    module = GraphModule(encoder, False).eval()
+    sample_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    sample_mask = torch.ones_like(sample_ids)
+    sample_mask[1, 5:] = 0
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    with torch.no_grad(), _quiet_exporter(), _additive_masks(encoder):
+        torch.onnx.export(
+            module,
+            (sample_ids, sample_mask),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=output_names(False),
+            dynamic_axes={**axes, **{name: {0: "batch", 1: "sequence"} for name in OUTPUT_NAMES[:1]},
+                          OUTPUT_NAMES[1]: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    encoder.eval()
 
 
 def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length: int) -> None:

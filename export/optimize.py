@@ -1,4 +1,4 @@
-"""An extra graph from onnxruntime's transformer optimizer (fused LayerNorm, GELU, attention where matched)."""
+"""An extra graph from onnxruntime's transformer optimizer (fused Attention, LayerNorm, GELU where matched)."""
 
 from __future__ import annotations
 

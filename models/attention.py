@@ -27,6 +27,9 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model)
         self.w_o = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
+        # Export-only switch: mask by adding -10000 to padded keys' scores, the pattern ONNX Runtime's
+        # transformer optimizer fuses into one Attention operator (see ``forward``).
+        self.additive_mask = False
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -57,7 +60,13 @@ class MultiHeadAttention(nn.Module):
         v = self._split_heads(self.w_v(value))  # (B, h, T_k, d_k)
 
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
-        if key_padding_mask is not None:
+        if key_padding_mask is not None and self.additive_mask:
+            # exp(-10000) is 0 in float32: real keys get the same weights as below. Only a query whose keys are
+            # all padding differs (uniform instead of zero weights): in an encoder that is a padded position,
+            # which is never served.
+            pad = 1.0 - key_padding_mask.to(scores.dtype)[:, None, None, :]  # (B, 1, 1, T_k)
+            probs = torch.softmax(scores + pad * -10000.0, dim=-1)
+        elif key_padding_mask is not None:
             keep = key_padding_mask.to(torch.bool)[:, None, None, :]  # (B, 1, 1, T_k)
             # The most negative finite value, not -inf: an all-masked row stays finite (uniform), and the
             # multiplication below then zeroes it, so no NaN can appear.

@@ -48,7 +48,10 @@ def test_minilm_serving_metadata(minilm_bundle: Path) -> None:
     assert (s["max_length"], s["pooling"], s["normalize"], s["dimensions"]) == (256, "mean", True, 384)
     assert (s["vocab_size"], s["pad_token_id"], s["n_layers"], s["n_heads"]) == (30522, 0, 6, 12)
     assert s["special_tokens"]["[CLS]"] == 101 and s["special_tokens"]["[SEP]"] == 102
-    assert cfg["graphs"]["optimized"]["fusions"].get("SkipLayerNormalization", 0) > 0
+    fusions = cfg["graphs"]["optimized"]["fusions"]
+    assert fusions.get("SkipLayerNormalization", 0) > 0
+    assert fusions.get("Attention") == 6  # one fused Attention operator per layer
+    assert not (minilm_bundle / "model_fusable.onnx").exists()  # the optimizer's input is not shipped
 
 
 def test_bundle_tokenizer_neither_pads_nor_truncates(minilm_bundle: Path) -> None:

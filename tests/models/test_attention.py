@@ -114,6 +114,19 @@ def test_all_masked_row_gives_zeros_not_nan(mha: MultiHeadAttention) -> None:
     torch.testing.assert_close(out[1], mha.w_o.bias.detach().expand(4, D_MODEL))  # zero context -> W_o bias
 
 
+def test_additive_mask_form_matches_the_formula(mha: MultiHeadAttention) -> None:
+    """The export-only form the optimizer fuses: same numbers wherever a query has a real key."""
+    xq, _, keep = _inputs(cross=False, masked=True)
+    want_out, want_probs = numpy_attention(mha, xq.astype(np.float64), xq.astype(np.float64), keep)
+    mha.additive_mask = True
+    with torch.no_grad():
+        out, probs = mha(torch.from_numpy(xq), key_padding_mask=torch.from_numpy(keep), need_weights=True)
+    assert probs is not None
+    np.testing.assert_allclose(out.numpy(), want_out, atol=1e-5)
+    np.testing.assert_allclose(probs.numpy(), want_probs, atol=1e-6)
+    assert torch.count_nonzero(probs[torch.from_numpy(keep == 0)[:, None, None, :].expand_as(probs)]) == 0
+
+
 def test_rejects_indivisible_heads() -> None:
     with pytest.raises(ValueError, match="not divisible"):
         MultiHeadAttention(30, 4)
