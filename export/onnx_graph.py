@@ -55,6 +55,14 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _sample_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two sequences, the second padded, so the exporter traces the masking."""
+    ids = torch.full((2, 8), 5, dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    return ids, mask
+
+
 @contextlib.contextmanager
 def _additive_masks(encoder: Encoder) -> Iterator[None]:
     modules = [m for m in encoder.modules() if isinstance(m, MultiHeadAttention)]
@@ -72,19 +80,15 @@ def export_fusable_graph(encoder: Encoder, path: Path) -> None:
     additive masks, and the TorchScript exporter, whose graph its fusion patterns match (the dynamo
     exporter's does not). Only the optimizer reads this file."""
     module = GraphModule(encoder, False).eval()
-    sample_ids = torch.full((2, 8), 5, dtype=torch.int64)
-    sample_mask = torch.ones_like(sample_ids)
-    sample_mask[1, 5:] = 0
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     with torch.no_grad(), _quiet_exporter(), _additive_masks(encoder):
         torch.onnx.export(
             module,
-            (sample_ids, sample_mask),
+            _sample_inputs(),
             str(path),
             input_names=list(INPUT_NAMES),
             output_names=output_names(False),
-            dynamic_axes={**axes, **{name: {0: "batch", 1: "sequence"} for name in OUTPUT_NAMES[:1]},
-                          OUTPUT_NAMES[1]: {0: "batch"}},
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                          "last_hidden_state": {0: "batch", 1: "sequence"}, "pooled": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
@@ -94,15 +98,12 @@ def export_fusable_graph(encoder: Encoder, path: Path) -> None:
 def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length: int) -> None:
     """Write one ONNX graph with dynamic batch and sequence axes (int64 inputs)."""
     module = GraphModule(encoder, with_attentions).eval()
-    sample_ids = torch.full((2, 8), 5, dtype=torch.int64)
-    sample_mask = torch.ones_like(sample_ids)
-    sample_mask[1, 5:] = 0
     batch = torch.export.Dim("batch", max=65536)
     sequence = torch.export.Dim("sequence", max=max(max_length, 9))
     with torch.no_grad(), _quiet_exporter():
         torch.onnx.export(
             module,
-            (sample_ids, sample_mask),
+            _sample_inputs(),
             str(path),
             input_names=list(INPUT_NAMES),
             output_names=output_names(with_attentions),
