@@ -62,6 +62,15 @@ def choose_providers(requested: str) -> tuple[list[str], str]:
     return [CPU], reason
 
 
+def _session_options(intra_op_threads: int, settings: Settings) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = settings.inter_op_threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return options
+
+
 class Runtime:
     """One session per graph; ``run`` pads a list of sequences, runs one call and splits the result."""
 
@@ -70,11 +79,7 @@ class Runtime:
         providers, reason = choose_providers(settings.provider)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.workers = settings.inference_workers or (1 if providers[0] == CUDA else min(2, cores))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads or max(1, cores // self.workers)
-        options.inter_op_num_threads = settings.inter_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only
+        options = _session_options(settings.intra_op_threads or max(1, cores // self.workers), settings)
         default_kind = "default"
         if settings.graph == "optimized" or (settings.graph == "auto" and bundle.graph_file("optimized")):
             default_kind = "optimized"
@@ -94,14 +99,9 @@ class Runtime:
         # thread and ~4.5 ms on two. Its threads spin inside a call (without spinning: ~7 ms) but stop at the
         # end of it (measured: spinning on after the call cost a fifth of the throughput at 64 clients).
         self.lone_session: ort.InferenceSession | None = None
-        self.lone_threads = cores
         if (settings.lone_batch_all_cores and self.provider == CPU and self.workers > 1
                 and options.intra_op_num_threads < cores):
-            lone = ort.SessionOptions()
-            lone.intra_op_num_threads = cores
-            lone.inter_op_num_threads = settings.inter_op_threads
-            lone.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            lone.log_severity_level = 3
+            lone = _session_options(cores, settings)
             lone.add_session_config_entry("session.force_spinning_stop", "1")
             file = bundle.graph_file(default_kind)
             assert file is not None
