@@ -85,9 +85,12 @@ class Ceiling:
             mask[i, : len(row)] = 1
         (session or self.session).run(None, {"input_ids": arr, "attention_mask": mask})
 
+    def _batches(self, size: int) -> list[list[list[int]]]:
+        return [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
+
     def rate(self, size: int, budget_s: float) -> float:
         """Sentences/s over length-sorted batches of ``size``, taken in a random order."""
-        batches = [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
+        batches = self._batches(size)
         self._run(batches[len(batches) // 2])  # warm
         order = np.random.default_rng(size).permutation(len(batches))
         done, started = 0, time.perf_counter()
@@ -109,7 +112,7 @@ class Ceiling:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        batches = [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
+        batches = self._batches(size)
         order = np.random.default_rng(size).permutation(len(batches))
         done = [0] * workers
         stop_at = time.perf_counter() + budget_s
