@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -85,6 +86,15 @@ class Ceiling:
             mask[i, : len(row)] = 1
         (session or self.session).run(None, {"input_ids": arr, "attention_mask": mask})
 
+    @functools.cached_property
+    def _one_thread_session(self):  # the service's layout: one thread per call, made once
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
     def _batches(self, size: int) -> list[list[list[int]]]:
         return [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
 
@@ -106,12 +116,7 @@ class Ceiling:
         running its own length-sorted batches. Batch 1 against the best size bounds what batching can add."""
         import threading
 
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        session = self._one_thread_session
         batches = self._batches(size)
         order = np.random.default_rng(size).permutation(len(batches))
         done = [0] * workers
