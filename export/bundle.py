@@ -15,14 +15,15 @@ from tokenizers import Tokenizer
 from models import Encoder
 from service.bundle import sha256  # one definition of the checksum, shared with the reader
 
-from .onnx_graph import INPUT_NAMES, export_fusable_graph, export_graph, output_names
+from .onnx_graph import INPUT_NAMES, export_fusable_graph, export_graph, export_packed_graph, output_names
 from .optimize import optimize_graph
-from .parity import PARITY_LIMIT, check_graph, parity_cases
+from .parity import PARITY_LIMIT, check_graph, check_packed_graph, parity_cases
 from .tokenizer_files import special_tokens
 
 FORMAT = "attnserve-bundle"
 FORMAT_VERSION = 1
-GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx"}
+GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx",
+               "packed": "model_packed.onnx"}
 
 
 class BundleError(RuntimeError):
@@ -94,6 +95,10 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
         encoder.eval()
         parity[kind] = check_graph(encoder, path, with_att, cases)
         graphs[kind] = {"file": path.name, "attentions": with_att, **_graph_io(path)}
+    path = output / GRAPH_FILES["packed"]
+    export_packed_graph(encoder, path, spec.max_length)
+    parity["packed"] = check_packed_graph(encoder, path, cases)
+    graphs["packed"] = {"file": path.name, "attentions": False, "packed": True, **_graph_io(path)}
     if spec.optimize:
         path = output / GRAPH_FILES["optimized"]
         fusable = output / "model_fusable.onnx"  # the optimizer's input only; not part of the bundle

@@ -9,11 +9,14 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from models import Encoder
 from models.attention import MultiHeadAttention
+from models.encoder import Packing
+from service.packing import PACKED_INPUT_NAMES, PACKED_OUTPUT_NAMES, pack
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("last_hidden_state", "pooled")
@@ -34,6 +37,24 @@ class GraphModule(nn.Module):
             assert out.attentions is not None
             return out.last_hidden_state, out.pooled, torch.stack(out.attentions, dim=1)
         return out.last_hidden_state, out.pooled
+
+
+class PackedGraphModule(nn.Module):
+    """The packed graph: (T,) token ids and positions plus where they sit in (B, S) -> (T, d_model)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, keep: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder.forward_packed(input_ids, positions, Packing(slots, keep, attention_mask))
+
+
+def packed_sample_inputs() -> tuple[torch.Tensor, ...]:
+    """Two sequences of different lengths, so the exporter traces the gathers and the masking."""
+    inputs, _ = pack([np.full(8, 5, dtype=np.int64), np.full(5, 6, dtype=np.int64)])
+    return tuple(torch.from_numpy(inputs[name]) for name in PACKED_INPUT_NAMES)
 
 
 def output_names(with_attentions: bool) -> list[str]:
@@ -114,4 +135,27 @@ def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length
             verbose=False,
         )
     # torch.onnx.export has been seen to leave modules in training mode: dropout would break parity.
+    encoder.eval()
+
+
+def export_packed_graph(encoder: Encoder, path: Path, max_length: int) -> None:
+    """Write the packed graph (see service/packing.py), with dynamic token, batch and sequence axes."""
+    module = PackedGraphModule(encoder).eval()
+    tokens = torch.export.Dim("tokens", max=65536 * max_length)
+    batch = torch.export.Dim("batch", max=65536)
+    sequence = torch.export.Dim("sequence", max=max(max_length, 9))
+    with torch.no_grad(), _quiet_exporter():
+        torch.onnx.export(
+            module,
+            packed_sample_inputs(),
+            str(path),
+            input_names=list(PACKED_INPUT_NAMES),
+            output_names=list(PACKED_OUTPUT_NAMES),
+            dynamic_shapes={"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
+                            "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}},
+            opset_version=18,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
     encoder.eval()

@@ -11,6 +11,7 @@ import torch
 from tokenizers import Tokenizer
 
 from models import Encoder
+from service.packing import PACKED_OUTPUT_NAMES, pack, pool
 
 from .onnx_graph import GraphModule, output_names
 
@@ -94,6 +95,31 @@ def check_graph(
             elif name == "attentions":
                 diff = diff.transpose(0, 3, 1, 2, 4)[real]  # (B, L, h, T_q, T_k) -> (n_real, L, h, T_k)
             worst[name] = max(worst[name], float(diff.max()))
+    over = {k: v for k, v in worst.items() if v > limit}
+    if over:
+        raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")
+    return worst
+
+
+def check_packed_graph(
+    encoder: Encoder, graph: Path, cases: list[Case], limit: float = PARITY_LIMIT
+) -> dict[str, float]:
+    """The packed graph on each case's real tokens against PyTorch's padded forward: hidden states, and the
+    pooled vector the service computes from them."""
+    encoder.eval()
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    module = GraphModule(encoder, False).eval()
+    worst = {"last_hidden_state": 0.0, "pooled": 0.0}
+    for case in cases:
+        real = case.attention_mask.astype(bool)  # (B, T)
+        inputs, offsets = pack([row[keep] for row, keep in zip(case.input_ids, real, strict=True)])
+        (hidden,) = session.run(list(PACKED_OUTPUT_NAMES), inputs)  # (n_real, d_model)
+        with torch.no_grad():
+            want_hidden, want_pooled = module(torch.from_numpy(case.input_ids), torch.from_numpy(case.attention_mask))
+        worst["last_hidden_state"] = max(worst["last_hidden_state"],
+                                         float(np.abs(hidden - want_hidden.numpy()[real]).max()))
+        pooled = pool(hidden, offsets, encoder.config.pooling)
+        worst["pooled"] = max(worst["pooled"], float(np.abs(pooled - want_pooled.numpy()).max()))
     over = {k: v for k, v in worst.items() if v > limit}
     if over:
         raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")

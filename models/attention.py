@@ -53,11 +53,24 @@ class MultiHeadAttention(nn.Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        b, t_q, _ = query.shape
+        context, probs = self.attend(self.w_q(query), self.w_k(key), self.w_v(value), key_padding_mask, need_weights)
+        return self.w_o(context), probs
 
-        q = self._split_heads(self.w_q(query))  # (B, h, T_q, d_k)
-        k = self._split_heads(self.w_k(key))  # (B, h, T_k, d_k)
-        v = self._split_heads(self.w_v(value))  # (B, h, T_k, d_k)
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The attention itself on projected ``q`` (B, T_q, d_model) and ``k``/``v`` (B, T_k, d_model): the
+        heads' contexts concatenated (B, T_q, d_model), before W_o. The packed graph projects unpadded tokens
+        and calls this on them gathered into the padded layout."""
+        b, t_q, _ = q.shape
+        q = self._split_heads(q)  # (B, h, T_q, d_k)
+        k = self._split_heads(k)  # (B, h, T_k, d_k)
+        v = self._split_heads(v)  # (B, h, T_k, d_k)
 
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
         if key_padding_mask is not None and self.additive_mask:
@@ -78,4 +91,4 @@ class MultiHeadAttention(nn.Module):
         context = torch.matmul(self.dropout(probs), v)  # (B, h, T_q, d_k)
         # (B, h, T_q, d_k) -> (B, T_q, h, d_k) -> (B, T_q, d_model): heads concatenated
         context = context.transpose(1, 2).reshape(b, t_q, self.d_model)
-        return self.w_o(context), (probs if need_weights else None)
+        return context, (probs if need_weights else None)

@@ -33,6 +33,15 @@ class FeedForward(nn.Module):
         return self.w_2(self.act(self.w_1(x)))
 
 
+class Packing(NamedTuple):
+    """Where the tokens of a packed batch (all its sequences' tokens in one row, no padding) sit in the padded
+    (B, S) layout that attention needs. Everything else runs on the packed tokens: no work on padding."""
+
+    slots: torch.Tensor  # (B, S): the packed index of each padded slot (a padding slot names any token)
+    keep: torch.Tensor  # (T,): the flat index in B x S of each packed token
+    mask: torch.Tensor  # (B, S): 1 for real tokens, 0 for padding
+
+
 class EncoderLayer(nn.Module):
     """Attention and feed-forward blocks, each with a residual and a LayerNorm (post-LN or pre-LN)."""
 
@@ -45,16 +54,29 @@ class EncoderLayer(nn.Module):
         self.norm_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False
+    def _self_attention(
+        self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool, packing: Packing | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if packing is None:
+            return self.attention(x, key_padding_mask=mask, need_weights=need_weights)
+        a = self.attention
+        b, s = packing.mask.shape
+        # (T, d_model) projected, then gathered into (B, S, d_model): only attention sees the padding
+        q, k, v = (proj(x)[packing.slots] for proj in (a.w_q, a.w_k, a.w_v))
+        context, probs = a.attend(q, k, v, packing.mask, need_weights)  # (B, S, d_model)
+        return a.w_o(context.reshape(b * s, a.d_model)[packing.keep]), probs  # (T, d_model)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False, packing: Packing | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` is (B, T, d_model), or (T, d_model) packed tokens when ``packing`` says where they sit."""
         if self.norm_first:
             h = self.norm_1(x)
-            attended, probs = self.attention(h, key_padding_mask=mask, need_weights=need_weights)
+            attended, probs = self._self_attention(h, mask, need_weights, packing)
             x = x + self.dropout(attended)
             x = x + self.dropout(self.feed_forward(self.norm_2(x)))
         else:
-            attended, probs = self.attention(x, key_padding_mask=mask, need_weights=need_weights)
+            attended, probs = self._self_attention(x, mask, need_weights, packing)
             x = self.norm_1(x + self.dropout(attended))
             x = self.norm_2(x + self.dropout(self.feed_forward(x)))
         return x, probs
@@ -98,9 +120,15 @@ class Encoder(nn.Module):
         # pre-LN stacks leave the residual stream unnormalized: one LayerNorm closes them
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
 
-    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.token_embedding(input_ids)  # (B, T, d_model)
-        x = x + self.positional(input_ids.shape[1])[None]  # (1, T, d_model) broadcast over the batch
+    def embed(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T) ids, or (T,) packed ids with their ``positions`` in their own sequences."""
+        x = self.token_embedding(input_ids)  # (B, T, d_model), or (T, d_model) packed
+        # (1, T, d_model) broadcast over the batch, or each packed token's own position (T, d_model)
+        pe = self.positional(input_ids.shape[1])[None] if positions is None else self.positional.at(positions)
+        x = x + pe
         if self.token_type_embedding is not None:
             if token_type_ids is None:
                 x = x + self.token_type_embedding.weight[0]  # single sequences are all type 0
@@ -130,6 +158,17 @@ class Encoder(nn.Module):
             x = self.final_norm(x)
         pooled = pool(x, attention_mask, self.config.pooling)
         return EncoderOutput(x, pooled, tuple(attentions) if output_attentions else None)
+
+    def forward_packed(self, input_ids: torch.Tensor, positions: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Last hidden states (T, d_model) of a packed batch: ``input_ids`` and ``positions`` are (T,), every
+        sequence's tokens one after another. The same numbers as ``forward`` on the padded batch, without
+        computing the padded positions outside attention."""
+        x = self.embed(input_ids, positions=positions)
+        for layer in self.layers:
+            x, _ = layer(x, packing.mask, packing=packing)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
 
 
 def tiny_config(vocab_size: int = 1000, max_len: int = 128) -> EncoderConfig:

@@ -29,6 +29,9 @@ class SinusoidalPositionalEncoding(nn.Module):
     def forward(self, seq_len: int) -> torch.Tensor:
         return self.table[:seq_len]  # (T, d_model)
 
+    def at(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.table[positions]  # (N,) -> (N, d_model)
+
 
 class LearnedPositionalEncoding(nn.Module):
     """One trained vector per absolute position, as in BERT."""
@@ -40,3 +43,6 @@ class LearnedPositionalEncoding(nn.Module):
 
     def forward(self, seq_len: int) -> torch.Tensor:
         return self.embedding.weight[:seq_len]  # (T, d_model)
+
+    def at(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.embedding(positions)  # (N,) -> (N, d_model)

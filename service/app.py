@@ -40,7 +40,9 @@ def load_context(ctx: Context) -> None:
         max_batch_tokens=settings.max_batch_tokens,
         max_queue=settings.max_queue_sequences,
         max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-        max_padding_ratio=settings.max_padding_ratio,
+        max_padding_ratio=(
+            settings.packed_padding_ratio if runtime.batch_graph == "packed" else settings.max_padding_ratio
+        ),
         observer=ctx.metrics,
         workers=runtime.workers,
         window=settings.batch_window,

@@ -52,6 +52,11 @@ class Bundle:
     def pad_token_id(self) -> int:
         return int(self.serving["pad_token_id"])
 
+    @property
+    def graph_pooling(self) -> str:
+        """The pooling of the graphs' ``pooled`` output (and of the packed graph's, computed by the service)."""
+        return str(self.config["architecture"].get("pooling", self.serving["pooling"]))
+
     def graph_file(self, kind: str) -> Path | None:
         graph = self.config["graphs"].get(kind)
         return self.path / graph["file"] if graph else None
@@ -117,7 +122,8 @@ def check_graph_io(bundle: Bundle, kind: str, inputs: list[Any], outputs: list[A
     if got_out != want_out:
         problems.append(f"outputs are {got_out}, config.json says {want_out}")
     by_name = {o.name: o.shape for o in outputs}
-    checks = {"last_hidden_state": (2, bundle.dimensions), "pooled": (1, bundle.dimensions),
+    packed = bool(declared.get("packed"))  # (T, d_model) rows instead of (B, T, d_model)
+    checks = {"last_hidden_state": (1 if packed else 2, bundle.dimensions), "pooled": (1, bundle.dimensions),
               "attentions": (1, bundle.n_layers)}
     for name, (axis, size) in checks.items():
         shape = by_name.get(name)

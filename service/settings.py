@@ -20,8 +20,9 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
     )
-    graph: Literal["auto", "default", "optimized"] = Field(
-        "auto", description="Graph for requests without attentions: auto takes the optimized one when present."
+    graph: Literal["auto", "default", "optimized", "packed"] = Field(
+        "auto", description="Graph for requests without attentions: auto takes the optimized one when present, and "
+        "on a CPU runs batches on the packed graph (no padding outside attention) when the bundle has one.",
     )
     inference_workers: int = Field(
         0, ge=0, le=64,
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     max_padding_ratio: float = Field(
         1.1, ge=1.0,
         description="A batch grows only while padded tokens stay within this factor of real tokens.",
+    )
+    packed_padding_ratio: float = Field(
+        1.5, ge=1.0,
+        description="max_padding_ratio for batches on the packed graph, where padding costs only inside attention: "
+        "longer batches form, and sequences join in arrival order more often.",
     )
     max_queue_sequences: int = Field(
         1024, ge=1, description="Sequences waiting at most; beyond it requests get 503 with Retry-After."

@@ -50,7 +50,8 @@ async def models(request: Request) -> dict:
             "normalize": bundle.serving["normalize"],
             "has_tokenizer": ctx.tokenizer is not None,
             "execution_provider": ctx.runtime.provider,
-            "graphs": {"default": ctx.runtime.graph_kinds[False], "attentions": ctx.runtime.graph_kinds[True]},
+            "graphs": {"default": ctx.runtime.graph_kinds[False], "attentions": ctx.runtime.graph_kinds[True],
+                       "batches": ctx.runtime.batch_graph},
         }],
     }
 

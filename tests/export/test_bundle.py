@@ -24,7 +24,7 @@ def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.Fi
     bundle = request.getfixturevalue(which)
     cfg = _config(bundle)
     assert set(cfg["files"]) == {
-        "model.onnx", "model_attentions.onnx", "model_optimized.onnx", "tokenizer.json"
+        "model.onnx", "model_attentions.onnx", "model_optimized.onnx", "model_packed.onnx", "tokenizer.json"
     }
     for name, digest in cfg["files"].items():
         assert sha256(bundle / name) == digest
@@ -34,8 +34,9 @@ def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.Fi
 def test_recorded_parity_is_within_limit(which: str, request: pytest.FixtureRequest) -> None:
     cfg = _config(request.getfixturevalue(which))
     figures = cfg["parity"]["max_abs_diff"]
-    assert set(figures) == {"default", "attentions", "optimized"}
+    assert set(figures) == {"default", "attentions", "optimized", "packed"}
     assert set(figures["attentions"]) == {"last_hidden_state", "pooled", "attentions"}
+    assert set(figures["packed"]) == {"last_hidden_state", "pooled"}
     assert all(0 <= v <= 1e-4 for graph in figures.values() for v in graph.values())
     assert {"random b8 t1", "random b3 t7", "random b1 t128"} <= set(cfg["parity"]["cases"])
     assert f"random b8 t{cfg['serving']['max_length']}" in cfg["parity"]["cases"]
@@ -73,6 +74,16 @@ def test_graph_io_is_declared(tiny_bundle: Path) -> None:
     assert graphs["attentions"]["outputs"][2] == {
         "name": "attentions", "dtype": "float", "shape": ["batch", 2, 4, "sequence", "sequence"],
     }
+    packed = graphs["packed"]
+    assert packed["packed"] is True
+    assert [(i["name"], i["dtype"], i["shape"]) for i in packed["inputs"]] == [
+        ("input_ids", "int64", ["tokens"]),
+        ("positions", "int64", ["tokens"]),
+        ("slots", "int64", ["batch", "sequence"]),
+        ("keep", "int64", ["tokens"]),
+        ("attention_mask", "int64", ["batch", "sequence"]),
+    ]
+    assert [(o["name"], o["shape"]) for o in packed["outputs"]] == [("last_hidden_state", ["tokens", 64])]
 
 
 def test_architecture_round_trips(tiny_bundle: Path) -> None:
@@ -99,6 +110,56 @@ def test_tiny_graphs_run_directly_equal_pytorch(tiny_bundle: Path, graph: str) -
         assert len(got) == 2
 
 
+def _packed_inputs(lengths: list[int], vocab: int, seed: int = 0) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Packed inputs built by hand (independently of service.packing): sequences one after another."""
+    rng = np.random.default_rng(seed)
+    seqs = [rng.integers(1, vocab, n, dtype=np.int64) for n in lengths]
+    b, s = len(lengths), max(lengths)
+    slots = np.zeros((b, s), dtype=np.int64)
+    mask = np.zeros((b, s), dtype=np.int64)
+    keep, positions, start = [], [], 0
+    for i, n in enumerate(lengths):
+        for j in range(n):
+            slots[i, j], mask[i, j] = start + j, 1
+            keep.append(i * s + j)
+            positions.append(j)
+        start += n
+    inputs = {"input_ids": np.concatenate(seqs), "positions": np.array(positions), "slots": slots,
+              "keep": np.array(keep), "attention_mask": mask}
+    return inputs, seqs
+
+
+def test_tiny_packed_graph_run_directly_equals_pytorch(tiny_bundle: Path) -> None:
+    lengths = [33, 1, 10, 20]
+    inputs, seqs = _packed_inputs(lengths, 1000)
+    session = ort.InferenceSession(str(tiny_bundle / "model_packed.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, inputs)
+    ids = torch.zeros((4, 33), dtype=torch.int64)
+    mask = torch.zeros_like(ids)
+    for i, seq in enumerate(seqs):
+        ids[i, : len(seq)], mask[i, : len(seq)] = torch.from_numpy(seq), 1
+    with torch.no_grad():
+        want = tiny_encoder(0)(ids, mask).last_hidden_state
+    assert got.shape == (sum(lengths), 64)
+    np.testing.assert_allclose(got, want.numpy()[mask.bool().numpy()], atol=1e-4)
+
+
+def test_minilm_packed_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Path) -> None:
+    from transformers import BertModel
+
+    ref = BertModel.from_pretrained(str(minilm_folder), attn_implementation="eager").eval()
+    lengths = [40, 7, 1, 25]
+    inputs, seqs = _packed_inputs(lengths, 30000, seed=1)
+    session = ort.InferenceSession(str(minilm_bundle / "model_packed.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, inputs)
+    start = 0
+    for seq in seqs:  # each sequence alone through transformers: no padding at all on the reference side
+        with torch.no_grad():
+            want = ref(input_ids=torch.from_numpy(seq)[None]).last_hidden_state[0].numpy()
+        np.testing.assert_allclose(got[start : start + len(seq)], want, atol=1e-4)
+        start += len(seq)
+
+
 def test_minilm_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Path) -> None:
     from transformers import BertModel
 
@@ -118,7 +179,7 @@ def test_minilm_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Pa
 
 
 def test_parity_check_fails_above_the_limit(tiny_bundle: Path) -> None:
-    from export.parity import ParityError, check_graph, parity_cases
+    from export.parity import ParityError, check_graph, check_packed_graph, parity_cases
 
     model = tiny_encoder(0)
     with torch.no_grad():
@@ -127,3 +188,6 @@ def test_parity_check_fails_above_the_limit(tiny_bundle: Path) -> None:
     with pytest.raises(ParityError, match=r"model.onnx: ONNX Runtime differs from PyTorch by .* \(limit 0.0001\)"):
         check_graph(model, tiny_bundle / "model.onnx", False, cases)
     assert max(check_graph(tiny_encoder(0), tiny_bundle / "model.onnx", False, cases).values()) <= 1e-4
+    with pytest.raises(ParityError, match=r"model_packed.onnx: ONNX Runtime differs"):
+        check_packed_graph(model, tiny_bundle / "model_packed.onnx", cases)
+    assert max(check_packed_graph(tiny_encoder(0), tiny_bundle / "model_packed.onnx", cases).values()) <= 1e-4

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models import Encoder, EncoderConfig, tiny_config, tiny_encoder
-from models.encoder import pool
+from models.encoder import Packing, pool
 
 VARIANTS = {
     "sinusoidal-post-ln": {},
@@ -41,6 +41,28 @@ def test_sequence_alone_equals_inside_padded_batch(variant: str) -> None:
     for a, p in zip(alone.attentions, padded.attentions, strict=True):
         torch.testing.assert_close(p[1, :, :6, :6], a[0], atol=1e-5, rtol=0)
         assert torch.count_nonzero(p[1, :, :, 6:]) == 0
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
+def test_packed_forward_equals_each_sequence_alone(variant: str) -> None:
+    model = _model(VARIANTS[variant])
+    seqs = [torch.randint(1, 1000, (n,)) for n in (9, 1, 17, 4)]
+    b, s = len(seqs), 17
+    slots = torch.zeros((b, s), dtype=torch.int64)
+    mask = torch.zeros((b, s), dtype=torch.int64)
+    keep, positions, start = [], [], 0
+    for i, seq in enumerate(seqs):  # token j of sequence i: packed row start + j, padded slot (i, j)
+        slots[i, : len(seq)] = torch.arange(start, start + len(seq))
+        mask[i, : len(seq)] = 1
+        keep += [i * s + j for j in range(len(seq))]
+        positions += list(range(len(seq)))
+        start += len(seq)
+    with torch.no_grad():
+        packed = model.forward_packed(torch.cat(seqs), torch.tensor(positions),
+                                      Packing(slots, torch.tensor(keep), mask))
+        alone = torch.cat([model(seq[None]).last_hidden_state[0] for seq in seqs])
+    assert packed.shape == (start, 64)
+    torch.testing.assert_close(packed, alone, atol=1e-5, rtol=0)
 
 
 def test_mean_pooling_is_mean_over_real_tokens() -> None:

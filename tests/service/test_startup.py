@@ -65,6 +65,44 @@ def test_a_lone_batch_gets_every_core_with_the_same_numbers(tiny_bundle: Path, m
     assert Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle)).lone_session is None  # one core: no gain
 
 
+def test_batches_run_on_the_packed_graph_with_the_padded_graphs_numbers(minilm_bundle: Path) -> None:
+    import numpy as np
+
+    bundle = load_bundle(minilm_bundle)
+    packed = Runtime(bundle, Settings(model=minilm_bundle, lone_batch_all_cores=False))
+    padded = Runtime(bundle, Settings(model=minilm_bundle, graph="default"))
+    assert (packed.batch_graph, packed.packed_session is not None) == ("packed", True)
+    assert (padded.batch_graph, padded.packed_session) == ("default", None)
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(1000, 30000, n, dtype=np.int64) for n in (30, 1, 12, 7)]
+    for got, want in zip(packed.run(sequences, False), padded.run(sequences, False), strict=True):
+        assert got.hidden.shape == want.hidden.shape and got.attentions is None
+        np.testing.assert_allclose(got.hidden, want.hidden, atol=1e-4)
+        np.testing.assert_allclose(got.pooled, want.pooled, atol=1e-5)
+    with_attentions = packed.run(sequences[:2], True)  # attention requests stay on the padded attention graph
+    assert [r.attentions.shape for r in with_attentions] == [(6, 12, 30, 30), (6, 12, 1, 1)]
+
+
+def test_packed_graph_is_optional_unless_asked_for(bundle_copy: Path) -> None:
+    def drop_packed(cfg: dict) -> None:
+        del cfg["graphs"]["packed"], cfg["files"]["model_packed.onnx"]
+
+    _edit_config(bundle_copy, drop_packed)
+    (bundle_copy / "model_packed.onnx").unlink()
+    bundle = load_bundle(bundle_copy)
+    assert Runtime(bundle, Settings(model=bundle_copy)).batch_graph == "optimized"  # an older bundle still serves
+    with pytest.raises(BundleError, match="ATTNSERVE_GRAPH=packed but the bundle has no packed graph"):
+        Runtime(bundle, Settings(model=bundle_copy, graph="packed"))
+
+
+def test_the_batcher_takes_the_packed_graphs_padding_limit(tiny_bundle: Path) -> None:
+    with TestClient(create_app(Settings(model=tiny_bundle, packed_padding_ratio=1.7))) as client:
+        assert client.app.state.ctx.batcher.max_padding_ratio == 1.7
+        assert client.get("/v1/models").json()["data"][0]["graphs"]["batches"] == "packed"
+    with TestClient(create_app(Settings(model=tiny_bundle, graph="optimized", max_padding_ratio=1.2))) as client:
+        assert client.app.state.ctx.batcher.max_padding_ratio == 1.2
+
+
 def test_graph_that_disagrees_with_config_is_refused(bundle_copy: Path) -> None:
     def rename(cfg: dict) -> None:
         cfg["graphs"]["attentions"]["outputs"][2]["name"] = "attention_probs"
