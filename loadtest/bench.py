@@ -62,29 +62,46 @@ class Step:
 
 
 class Ceiling:
-    """The service's own graph in one ONNX Runtime session (all cores), no HTTP: batches grouped by length."""
+    """The bundle's own graphs for batches (the padded optimized or default graph, and the packed one), one
+    ONNX Runtime session on all cores, no HTTP: batches grouped by length. The best graph and size is the
+    ceiling."""
 
     def __init__(self, bundle: Path, texts: list[str]) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         config = json.loads((bundle / "config.json").read_text())
-        self.graph = config["graphs"].get("optimized", config["graphs"]["default"])["file"]
-        self.path = bundle / self.graph
-        self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        graphs = config["graphs"]
+        padded = graphs.get("optimized", graphs["default"])["file"]
+        self.paths = {padded: bundle / padded}
+        if "packed" in graphs:
+            self.paths[graphs["packed"]["file"]] = bundle / graphs["packed"]["file"]
+        self.packed = {name for name in self.paths if graphs.get("packed", {}).get("file") == name}
+        self.padded = padded
+        # the graph the service's workers run batches on (packed on a CPU when the bundle has it)
+        self.service_graph = next(iter(self.packed), padded)
+        self.sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                         for name, path in self.paths.items()}
         tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(config["serving"]["max_length"])
         self.ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
 
-    def _run(self, batch: list[list[int]], session=None) -> None:
+    def _run(self, batch: list[list[int]], graph: str | None = None, session=None) -> None:
+        graph = graph or self.padded
+        session = session or self.sessions[graph]
+        if graph in self.packed:
+            from service.packing import pack
+
+            session.run(None, pack([np.asarray(row, dtype=np.int64) for row in batch])[0])
+            return
         width = max(map(len, batch))
         arr = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros_like(arr)
         for i, row in enumerate(batch):
             arr[i, : len(row)] = row
             mask[i, : len(row)] = 1
-        (session or self.session).run(None, {"input_ids": arr, "attention_mask": mask})
+        session.run(None, {"input_ids": arr, "attention_mask": mask})
 
     @functools.cached_property
     def _one_thread_session(self):  # the service's layout: one thread per call, made once
@@ -93,27 +110,28 @@ class Ceiling:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(self.paths[self.service_graph]), options, providers=["CPUExecutionProvider"])
 
     def _batches(self, size: int) -> list[list[list[int]]]:
         return [self.ids[i : i + size] for i in range(0, len(self.ids), size)]
 
-    def rate(self, size: int, budget_s: float) -> float:
+    def rate(self, size: int, budget_s: float, graph: str | None = None) -> float:
         """Sentences/s over length-sorted batches of ``size``, taken in a random order."""
         batches = self._batches(size)
-        self._run(batches[len(batches) // 2])  # warm
+        self._run(batches[len(batches) // 2], graph)  # warm
         order = np.random.default_rng(size).permutation(len(batches))
         done, started = 0, time.perf_counter()
         for k in order:
-            self._run(batches[k])
+            self._run(batches[k], graph)
             done += len(batches[k])
             if time.perf_counter() - started > budget_s:
                 break
         return done / (time.perf_counter() - started)
 
     def rate_in_workers(self, size: int, budget_s: float, workers: int = 2) -> float:
-        """Sentences/s with the service's CPU layout: ``workers`` threads sharing one 1-thread session, each
-        running its own length-sorted batches. Batch 1 against the best size bounds what batching can add."""
+        """Sentences/s with the service's CPU layout: ``workers`` threads sharing one 1-thread session of its
+        batch graph, each running its own length-sorted batches. Batch 1 against the best size bounds what
+        batching can add."""
         import threading
 
         session = self._one_thread_session
@@ -126,11 +144,11 @@ class Ceiling:
             k = w * len(order) // workers
             while time.perf_counter() < stop_at:
                 batch = batches[order[k % len(order)]]
-                self._run(batch, session)
+                self._run(batch, self.service_graph, session)
                 done[w] += len(batch)
                 k += 1
 
-        self._run(batches[0], session)  # warm
+        self._run(batches[0], self.service_graph, session)  # warm
         started = time.perf_counter()
         threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
         for t in threads:
@@ -325,11 +343,14 @@ def write_report(out: Path, result: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in result["machine"]["versions"].items()),
         f"Load: closed loop, one short corpus sentence per request, {result['seconds']:g} s per step; "
         "load generator (aiohttp on uvloop) on the same machine, sharing its cores.", "",
-        f"In-process ceiling (ONNX Runtime on `{ceil['graph']}`, one session on all cores, no HTTP, grouped by "
-        "length): " + ", ".join(f"batch {k}: {v:.0f}" for k, v in ceil["by_batch_size"].items())
-        + f" sentences/s; best {ceil['sequences_per_s']:.0f} at batch {ceil['best_batch_size']}; "
+        "In-process ceiling (ONNX Runtime, one session on all cores, no HTTP, grouped by length; each of the "
+        "bundle's graphs for batches): "
+        + "; ".join(f"`{g}`: " + ", ".join(f"batch {k}: {v:.0f}" for k, v in by.items())
+                    for g, by in ceil.get("by_graph", {ceil["graph"]: ceil["by_batch_size"]}).items())
+        + f" sentences/s; best {ceil['sequences_per_s']:.0f} at batch {ceil['best_batch_size']} on `{ceil['graph']}`; "
         f"one sentence alone: {ceil['single_p50_ms']:.2f} ms (median).", "",
-        *([f"The service's own layout, in process ({w['workers']} threads sharing one 1-thread session, no HTTP): "
+        *([f"The service's own layout, in process ({w['workers']} threads sharing one 1-thread session of "
+           f"`{w.get('graph', ceil['graph'])}`, no HTTP): "
            + ", ".join(f"batch {k}: {v:.0f}" for k, v in w["by_batch_size"].items())
            + f" sentences/s; batching itself can add at most "
            f"{max(w['by_batch_size'].values()) / w['by_batch_size'][1]:.2f}x over batch 1 here.", ""]
@@ -455,18 +476,19 @@ def main() -> int:
     print("in-process ceiling ...", flush=True)
     ceiling = Ceiling(args.model, texts)
     budget = min(args.seconds, 5.0)
-    by_size = {size: ceiling.rate(size, budget) for size in (1, 8, 16, 32, 64)}
-    best = max(by_size, key=by_size.get)
+    by_graph = {g: {size: ceiling.rate(size, budget, g) for size in (1, 8, 16, 32, 64)} for g in ceiling.paths}
+    best_graph, best = max(((g, k) for g, by in by_graph.items() for k in by), key=lambda gk: by_graph[gk[0]][gk[1]])
+    by_size = by_graph[best_graph]
     result: dict = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "bundle": args.model.name,
         "seconds": args.seconds, "machine": machine(), "steps": [], "rounds": [], "process": {},
-        "ceiling": {"graph": ceiling.graph, "by_batch_size": by_size, "best_batch_size": best,
+        "ceiling": {"graph": best_graph, "by_graph": by_graph, "by_batch_size": by_size, "best_batch_size": best,
                     "sequences_per_s": by_size[best], "single_p50_ms": ceiling.single_p50_ms()},
     }
-    print(f"  {by_size[best]:.0f} sentences/s at batch {best}", flush=True)
+    print(f"  {by_size[best]:.0f} sentences/s at batch {best} on {best_graph}", flush=True)
     workers = min(2, os.cpu_count() or 1)
     in_workers = {size: ceiling.rate_in_workers(size, budget, workers) for size in (1, 8, 16)}
-    result["ceiling"]["in_workers"] = {"workers": workers, "by_batch_size": in_workers}
+    result["ceiling"]["in_workers"] = {"workers": workers, "graph": ceiling.service_graph, "by_batch_size": in_workers}
     print(f"  the service's layout ({workers} x 1 thread): "
           + ", ".join(f"batch {k}: {v:.0f}" for k, v in in_workers.items()), flush=True)
 
@@ -491,7 +513,7 @@ def main() -> int:
             result["steps"] += [measure(mode, c, args.seconds) for c in concurrency]
         for i in range(args.rounds):
             print(f"round {i + 1} ...", flush=True)
-            r = {"ceiling_sequences_per_s": ceiling.rate(best, budget),
+            r = {"ceiling_sequences_per_s": ceiling.rate(best, budget, best_graph),
                  "ceiling_single_p50_ms": ceiling.single_p50_ms()}
             print(f"  ceiling   {r['ceiling_sequences_per_s']:7.1f} seq/s  alone {r['ceiling_single_p50_ms']:.2f} ms")
             for mode in servers:
