@@ -147,7 +147,8 @@ class Runtime:
     def run(self, sequences: list[np.ndarray], wants_attention: bool, alone: bool = False) -> list[SequenceResult]:
         """Pad to the longest, run once, unpad. Checks that every input got exactly one output.
         Thread-safe: each inference worker calls it concurrently on the shared sessions."""
-        if not wants_attention and not alone and self.packed_session is not None:
+        # one sequence has no padding to save: the padded graph (fused attention where optimized) is faster
+        if not wants_attention and not alone and len(sequences) > 1 and self.packed_session is not None:
             return self._run_packed(self.packed_session, sequences)
         lengths = [len(s) for s in sequences]
         width = max(lengths)
