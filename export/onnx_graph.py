@@ -116,46 +116,32 @@ def export_fusable_graph(encoder: Encoder, path: Path) -> None:
     encoder.eval()
 
 
-def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length: int) -> None:
-    """Write one ONNX graph with dynamic batch and sequence axes (int64 inputs)."""
-    module = GraphModule(encoder, with_attentions).eval()
-    batch = torch.export.Dim("batch", max=65536)
-    sequence = torch.export.Dim("sequence", max=max(max_length, 9))
+def _dynamo_export(module: nn.Module, encoder: Encoder, inputs: tuple[torch.Tensor, ...], path: Path,
+                   names: tuple[list[str], list[str]], dynamic_shapes: dict) -> None:
+    """The dynamo exporter (opset 18, weights inside the file) for the bundle's graphs."""
     with torch.no_grad(), _quiet_exporter():
-        torch.onnx.export(
-            module,
-            _sample_inputs(),
-            str(path),
-            input_names=list(INPUT_NAMES),
-            output_names=output_names(with_attentions),
-            dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
-            opset_version=18,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+        torch.onnx.export(module.eval(), inputs, str(path), input_names=names[0], output_names=names[1],
+                          dynamic_shapes=dynamic_shapes, opset_version=18, dynamo=True, external_data=False,
+                          verbose=False)
     # torch.onnx.export has been seen to leave modules in training mode: dropout would break parity.
     encoder.eval()
 
 
+def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length: int) -> None:
+    """Write one ONNX graph with dynamic batch and sequence axes (int64 inputs)."""
+    batch = torch.export.Dim("batch", max=65536)
+    sequence = torch.export.Dim("sequence", max=max(max_length, 9))
+    _dynamo_export(GraphModule(encoder, with_attentions), encoder, _sample_inputs(), path,
+                   (list(INPUT_NAMES), output_names(with_attentions)),
+                   {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}})
+
+
 def export_packed_graph(encoder: Encoder, path: Path, max_length: int) -> None:
     """Write the packed graph (see service/packing.py), with dynamic token, batch and sequence axes."""
-    module = PackedGraphModule(encoder).eval()
     tokens = torch.export.Dim("tokens", max=65536 * max_length)
     batch = torch.export.Dim("batch", max=65536)
     sequence = torch.export.Dim("sequence", max=max(max_length, 9))
-    with torch.no_grad(), _quiet_exporter():
-        torch.onnx.export(
-            module,
-            packed_sample_inputs(),
-            str(path),
-            input_names=list(PACKED_INPUT_NAMES),
-            output_names=list(PACKED_OUTPUT_NAMES),
-            dynamic_shapes={"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
-                            "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}},
-            opset_version=18,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    encoder.eval()
+    _dynamo_export(PackedGraphModule(encoder), encoder, packed_sample_inputs(), path,
+                   (list(PACKED_INPUT_NAMES), list(PACKED_OUTPUT_NAMES)),
+                   {"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
+                    "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}})
