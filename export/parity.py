@@ -70,6 +70,13 @@ def parity_cases(
     return cases
 
 
+def _within_limit(graph: Path, worst: dict[str, float], limit: float) -> dict[str, float]:
+    over = {k: v for k, v in worst.items() if v > limit}
+    if over:
+        raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")
+    return worst
+
+
 def check_graph(
     encoder: Encoder, graph: Path, with_attentions: bool, cases: list[Case], limit: float = PARITY_LIMIT
 ) -> dict[str, float]:
@@ -95,10 +102,7 @@ def check_graph(
             elif name == "attentions":
                 diff = diff.transpose(0, 3, 1, 2, 4)[real]  # (B, L, h, T_q, T_k) -> (n_real, L, h, T_k)
             worst[name] = max(worst[name], float(diff.max()))
-    over = {k: v for k, v in worst.items() if v > limit}
-    if over:
-        raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")
-    return worst
+    return _within_limit(graph, worst, limit)
 
 
 def check_packed_graph(
@@ -120,7 +124,4 @@ def check_packed_graph(
                                          float(np.abs(hidden - want_hidden.numpy()[real]).max()))
         pooled = pool(hidden, offsets, encoder.config.pooling)
         worst["pooled"] = max(worst["pooled"], float(np.abs(pooled - want_pooled.numpy()).max()))
-    over = {k: v for k, v in worst.items() if v > limit}
-    if over:
-        raise ParityError(f"{graph.name}: ONNX Runtime differs from PyTorch by {over} (limit {limit})")
-    return worst
+    return _within_limit(graph, worst, limit)

@@ -72,14 +72,11 @@ class Ceiling:
 
         config = json.loads((bundle / "config.json").read_text())
         graphs = config["graphs"]
-        padded = graphs.get("optimized", graphs["default"])["file"]
-        self.paths = {padded: bundle / padded}
-        if "packed" in graphs:
-            self.paths[graphs["packed"]["file"]] = bundle / graphs["packed"]["file"]
-        self.packed = {name for name in self.paths if graphs.get("packed", {}).get("file") == name}
-        self.padded = padded
+        self.padded = graphs.get("optimized", graphs["default"])["file"]
+        self.packed: str | None = graphs["packed"]["file"] if "packed" in graphs else None
+        self.paths = {name: bundle / name for name in (self.padded, self.packed) if name}
         # the graph the service's workers run batches on (packed on a CPU when the bundle has it)
-        self.service_graph = next(iter(self.packed), padded)
+        self.service_graph = self.packed or self.padded
         self.sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
                          for name, path in self.paths.items()}
         tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
@@ -90,7 +87,7 @@ class Ceiling:
     def _run(self, batch: list[list[int]], graph: str | None = None, session=None) -> None:
         graph = graph or self.padded
         session = session or self.sessions[graph]
-        if graph in self.packed:
+        if graph == self.packed:
             from service.packing import pack
 
             session.run(None, pack([np.asarray(row, dtype=np.int64) for row in batch])[0])

@@ -145,11 +145,11 @@ class Runtime:
         return self.run(sequences, wants_attention, alone=True)
 
     def run(self, sequences: list[np.ndarray], wants_attention: bool, alone: bool = False) -> list[SequenceResult]:
-        """Pad to the longest, run once, unpad. Checks that every input got exactly one output.
-        Thread-safe: each inference worker calls it concurrently on the shared sessions."""
+        """Pad to the longest (or pack, on the packed graph), run once, unpad. Checks that every input got exactly
+        one output. Thread-safe: each inference worker calls it concurrently on the shared sessions."""
         # one sequence has no padding to save: the padded graph (fused attention where optimized) is faster
         if not wants_attention and not alone and len(sequences) > 1 and self.packed_session is not None:
-            return self._run_packed(self.packed_session, sequences)
+            return self._run_packed(sequences)
         lengths = [len(s) for s in sequences]
         width = max(lengths)
         ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)
@@ -174,10 +174,11 @@ class Runtime:
             for i, n in enumerate(lengths)
         ]
 
-    def _run_packed(self, session: ort.InferenceSession, sequences: list[np.ndarray]) -> list[SequenceResult]:
+    def _run_packed(self, sequences: list[np.ndarray]) -> list[SequenceResult]:
         """One call on the packed graph; pooled vectors are computed here from the unpadded rows."""
+        assert self.packed_session is not None
         feeds, offsets = pack(sequences)
-        hidden = self._call(session, feeds)[0]  # (T, d_model)
+        hidden = self._call(self.packed_session, feeds)[0]  # (T, d_model)
         if hidden.shape[0] != offsets[-1]:
             raise RuntimeError(f"the packed graph returned {hidden.shape[0]} rows for {offsets[-1]} tokens")
         pooled = pool(hidden, offsets, self.bundle.graph_pooling)

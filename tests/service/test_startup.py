@@ -80,7 +80,7 @@ def test_batches_run_on_the_packed_graph_with_the_padded_graphs_numbers(minilm_b
         np.testing.assert_allclose(got.hidden, want.hidden, atol=1e-4)
         np.testing.assert_allclose(got.pooled, want.pooled, atol=1e-5)
     calls = []
-    packed._run_packed = lambda session, seqs: calls.append(len(seqs)) or []  # type: ignore[method-assign]
+    packed._run_packed = lambda seqs: calls.append(len(seqs)) or []  # type: ignore[method-assign]
     assert len(packed.run(sequences[:1], False)) == 1 and calls == []  # one sequence: nothing to unpad
     with_attentions = packed.run(sequences[:2], True)  # attention requests stay on the padded attention graph
     assert calls == []
