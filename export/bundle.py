@@ -18,6 +18,7 @@ from service.bundle import sha256  # one definition of the checksum, shared with
 from .onnx_graph import INPUT_NAMES, export_fusable_graph, export_graph, export_packed_graph, output_names
 from .optimize import optimize_graph
 from .parity import PARITY_LIMIT, check_graph, check_packed_graph, parity_cases
+from .shared_weights import share_embeddings
 from .tokenizer_files import special_tokens
 
 FORMAT = "attnserve-bundle"
@@ -88,17 +89,14 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
 
     cases = parity_cases(cfg.vocab_size, spec.max_length, cfg.pad_token_id, spec.tokenizer)
     graphs: dict[str, dict[str, Any]] = {}
-    parity: dict[str, dict[str, float]] = {}
     for kind, with_att in (("default", False), ("attentions", True)):
         path = output / GRAPH_FILES[kind]
         export_graph(encoder, path, with_att, spec.max_length)
         encoder.eval()
-        parity[kind] = check_graph(encoder, path, with_att, cases)
-        graphs[kind] = {"file": path.name, "attentions": with_att, **_graph_io(path)}
+        graphs[kind] = {"file": path.name, "attentions": with_att}
     path = output / GRAPH_FILES["packed"]
     export_packed_graph(encoder, path, spec.max_length)
-    parity["packed"] = check_packed_graph(encoder, path, cases)
-    graphs["packed"] = {"file": path.name, "attentions": False, "packed": True, **_graph_io(path)}
+    graphs["packed"] = {"file": path.name, "attentions": False, "packed": True}
     if spec.optimize:
         path = output / GRAPH_FILES["optimized"]
         fusable = output / "model_fusable.onnx"  # the optimizer's input only; not part of the bundle
@@ -107,10 +105,21 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
             fusions = optimize_graph(fusable, path, cfg.n_heads, cfg.d_model)
         finally:
             fusable.unlink(missing_ok=True)
-        parity["optimized"] = check_graph(encoder, path, False, cases)
-        graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions, **_graph_io(path)}
+        graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions}
     else:
         (output / GRAPH_FILES["optimized"]).unlink(missing_ok=True)
+    encoder.eval()  # the exporters can leave the module in training mode
+    shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
+
+    # parity of the files as shipped (after the shared tables moved out)
+    parity: dict[str, dict[str, float]] = {}
+    for kind, graph in graphs.items():
+        path = output / graph["file"]
+        if graph.get("packed"):
+            parity[kind] = check_packed_graph(encoder, path, cases)
+        else:
+            parity[kind] = check_graph(encoder, path, graph["attentions"], cases)
+        graph.update(_graph_io(path))
 
     tokenizer_file = None
     if spec.tokenizer is not None:
@@ -142,6 +151,7 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
             "attention_output_names": output_names(True),
         },
         "graphs": graphs,
+        "shared_initializers": shared,
         "parity": {
             "limit": PARITY_LIMIT,
             "reference": "PyTorch (CPU, fp32) vs ONNX Runtime CPUExecutionProvider",

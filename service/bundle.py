@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SUPPORTED_FORMAT_VERSION = 1
 
 
@@ -62,6 +64,18 @@ class Bundle:
         return self.path / graph["file"] if graph else None
 
     @property
+    def shared_tensors(self) -> list[dict[str, Any]]:
+        """Tables every graph reads from one external-data file (``shared_initializers`` in config.json; older
+        bundles have none): name, dtype, shape, offset and length in ``shared_file``."""
+        shared = self.config.get("shared_initializers") or {}
+        return list(shared.get("tensors", []))
+
+    @property
+    def shared_file(self) -> Path | None:
+        shared = self.config.get("shared_initializers")
+        return self.path / shared["file"] if shared else None
+
+    @property
     def tokenizer_file(self) -> Path | None:
         name = self.serving.get("tokenizer")
         return self.path / name if name else None
@@ -105,7 +119,28 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
                 f"{file} does not match the sha256 in config.json (a partial copy or a mixed bundle?); "
                 "export the bundle again, or set ATTNSERVE_VERIFY_CHECKSUMS=false if you changed it on purpose"
             )
-    return Bundle(path, config)
+    bundle = Bundle(path, config)
+    _check_shared(bundle)
+    return bundle
+
+
+def _check_shared(bundle: Bundle) -> None:
+    """Every shared tensor must lie inside its file and have the size its dtype and shape say."""
+    file = bundle.shared_file
+    if file is None:
+        return
+    if not file.is_file():
+        raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
+    size = file.stat().st_size
+    for t in bundle.shared_tensors:
+        try:
+            expected = int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+            fits = t["offset"] >= 0 and t["offset"] + t["length"] <= size and t["length"] == expected
+        except (KeyError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise BundleError(f"config.json's shared tensor {t.get('name')!r} does not match {file.name} "
+                              f"({size} bytes); export the bundle again")
 
 
 def check_graph_io(bundle: Bundle, kind: str, inputs: list[Any], outputs: list[Any]) -> None:

@@ -63,8 +63,23 @@ def choose_providers(requested: str) -> tuple[list[str], str]:
     return [CPU], reason
 
 
-def _session_options(intra_op_threads: int, settings: Settings) -> ort.SessionOptions:
+def load_shared(bundle: Bundle) -> dict[str, np.ndarray]:
+    """The bundle's shared tables (the token embedding), read once for every session."""
+    file = bundle.shared_file
+    arrays = {}
+    for t in bundle.shared_tensors:
+        dtype = np.dtype(t["dtype"]).newbyteorder("<")
+        count = t["length"] // dtype.itemsize
+        array = np.fromfile(file, dtype=dtype, count=count, offset=t["offset"]).reshape(t["shape"])
+        arrays[t["name"]] = array.astype(array.dtype.newbyteorder("="), copy=False)
+    return arrays
+
+
+def _session_options(intra_op_threads: int, settings: Settings,
+                     shared: dict[str, ort.OrtValue] | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
+    for name, value in (shared or {}).items():
+        options.add_initializer(name, value)  # one copy for every session, not one each
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -80,7 +95,12 @@ class Runtime:
         providers, reason = choose_providers(settings.provider)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.workers = settings.inference_workers or (1 if providers[0] == CUDA else min(2, cores))
-        options = _session_options(settings.intra_op_threads or max(1, cores // self.workers), settings)
+        # On a CPU, all sessions read the shared tables from one copy (on CUDA each session holds its own on the
+        # device anyway). The arrays must outlive the sessions: the OrtValues point into them.
+        self.shared: dict[str, np.ndarray] = load_shared(bundle) if providers[0] == CPU else {}
+        self._shared_values = {k: ort.OrtValue.ortvalue_from_numpy(a) for k, a in self.shared.items()}
+        options = _session_options(settings.intra_op_threads or max(1, cores // self.workers), settings,
+                                   self._shared_values)
         default_kind = "default"
         if settings.graph == "optimized" or (settings.graph != "default" and bundle.graph_file("optimized")):
             default_kind = "optimized"
@@ -109,17 +129,18 @@ class Runtime:
         self.lone_session: ort.InferenceSession | None = None
         if (settings.lone_batch_all_cores and self.provider == CPU and self.workers > 1
                 and options.intra_op_num_threads < cores):
-            lone = _session_options(cores, settings)
+            lone = _session_options(cores, settings, self._shared_values)
             lone.add_session_config_entry("session.force_spinning_stop", "1")
             self.lone_session = self._session(default_kind, lone, [CPU])
         self.use_io_binding = self.provider == CUDA
         if providers[0] == CUDA and self.provider != CUDA:
             reason = "the CUDA execution provider failed to start"
         kinds = dict.fromkeys([self.batch_graph, *self.graph_kinds.values()])
-        log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)%s", self.provider,
+        log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)%s%s", self.provider,
                  reason, ", ".join(f"{k}={bundle.graph_file(k).name}" for k in kinds),
                  self.workers, options.intra_op_num_threads,
-                 f"; a batch alone runs on {cores} threads" if self.lone_session else "")
+                 f"; a batch alone runs on {cores} threads" if self.lone_session else "",
+                 f"; one copy of {', '.join(self.shared)} for all sessions" if self.shared else "")
 
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         file = self.bundle.graph_file(kind)

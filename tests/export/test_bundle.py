@@ -23,9 +23,9 @@ def _config(bundle: Path) -> dict:
 def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.FixtureRequest) -> None:
     bundle = request.getfixturevalue(which)
     cfg = _config(bundle)
-    assert set(cfg["files"]) == {
-        "model.onnx", "model_attentions.onnx", "model_optimized.onnx", "model_packed.onnx", "tokenizer.json"
-    }
+    graphs = {"model.onnx", "model_attentions.onnx", "model_optimized.onnx", "model_packed.onnx", "tokenizer.json"}
+    # MiniLM's token embedding (47 MB) is stored once for all graphs; tiny's table is too small to bother
+    assert set(cfg["files"]) == graphs | ({"shared_weights.bin"} if which == "minilm_bundle" else set())
     for name, digest in cfg["files"].items():
         assert sha256(bundle / name) == digest
 
@@ -40,6 +40,71 @@ def test_recorded_parity_is_within_limit(which: str, request: pytest.FixtureRequ
     assert all(0 <= v <= 1e-4 for graph in figures.values() for v in graph.values())
     assert {"random b8 t1", "random b3 t7", "random b1 t128"} <= set(cfg["parity"]["cases"])
     assert f"random b8 t{cfg['serving']['max_length']}" in cfg["parity"]["cases"]
+
+
+def test_minilm_token_embedding_is_stored_once_for_every_graph(minilm_bundle: Path, minilm_folder: Path) -> None:
+    import onnx
+    from safetensors.numpy import load_file
+
+    shared = _config(minilm_bundle)["shared_initializers"]
+    name = "encoder.token_embedding.weight"
+    assert shared["file"] == "shared_weights.bin"
+    [entry] = shared["tensors"]
+    assert (entry["name"], entry["dtype"], entry["shape"]) == (name, "float32", [30522, 384])
+    stored = np.fromfile(minilm_bundle / shared["file"], dtype="<f4", count=30522 * 384, offset=entry["offset"])
+    want = next(v for k, v in load_file(str(minilm_folder / "model.safetensors")).items()
+                if k.endswith("word_embeddings.weight"))
+    np.testing.assert_array_equal(stored.reshape(30522, 384), want)  # the checkpoint's table, bit for bit
+    for graph in _config(minilm_bundle)["graphs"].values():
+        tensors = {t.name: t for t in onnx.load(str(minilm_bundle / graph["file"]), load_external_data=False)
+                   .graph.initializer}
+        assert tensors[name].data_location == onnx.TensorProto.EXTERNAL and not tensors[name].raw_data
+        where = {e.key: e.value for e in tensors[name].external_data}
+        assert (where["location"], int(where["offset"]), int(where["length"])) == (
+            "shared_weights.bin", entry["offset"], entry["length"])
+    assert _config(minilm_bundle)["files"]["shared_weights.bin"] == sha256(minilm_bundle / "shared_weights.bin")
+
+
+def test_only_tables_every_graph_reads_identically_and_only_by_gather_are_shared(tmp_path: Path) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from export.shared_weights import share_embeddings
+
+    rng = np.random.default_rng(0)
+    table, other = (rng.standard_normal((1024, 256)).astype(np.float32) for _ in range(2))  # 1 MiB each
+    dense = rng.standard_normal((512, 512)).astype(np.float32)
+
+    def graph(path: Path, second_table: np.ndarray, first_table: np.ndarray = table) -> Path:
+        nodes = [helper.make_node("Gather", ["table", "ids"], ["a"]),
+                 helper.make_node("Gather", ["second", "ids"], ["b"]),
+                 helper.make_node("Gather", ["dense", "ids"], ["c"]),
+                 helper.make_node("MatMul", ["c", "dense"], ["d"]),  # dense is also a MatMul weight: stays inline
+                 helper.make_node("Concat", ["a", "b"], ["ab"], axis=1)]
+        inits = [numpy_helper.from_array(a, n) for a, n in ((first_table, "table"), (second_table, "second"),
+                                                            (dense, "dense"))]
+        ids = helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, ["n"])
+        outs = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in ("ab", "d")]
+        g = helper.make_graph(nodes, "g", [ids], outs, inits)
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+        return path
+
+    paths = [graph(tmp_path / "one.onnx", table), graph(tmp_path / "two.onnx", other)]  # "second" differs
+    ids = np.array([3, 0, 511], dtype=np.int64)
+    before = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"ids": ids}) for p in paths]
+    shared = share_embeddings(paths, tmp_path)
+    assert shared is not None and [t["name"] for t in shared["tensors"]] == ["table"]
+    assert (tmp_path / "shared_weights.bin").stat().st_size == table.nbytes
+    for path, want, second in zip(paths, before, (table, other), strict=True):
+        assert path.stat().st_size < 2 * table.nbytes + 4096  # "table" left the file; "second" and "dense" did not
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})
+        np.testing.assert_array_equal(got[0], np.concatenate([table[ids], second[ids]], axis=1))
+        np.testing.assert_array_equal(got[1], want[1])
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    paths = [graph(apart / "one.onnx", table, table), graph(apart / "two.onnx", other, other)]
+    assert share_embeddings(paths, apart) is None and not (apart / "shared_weights.bin").exists()
+    assert all(p.stat().st_size > 3 * table.nbytes for p in paths)  # nothing in common: nothing moved
 
 
 def test_minilm_serving_metadata(minilm_bundle: Path) -> None:

@@ -87,6 +87,43 @@ def test_batches_run_on_the_packed_graph_with_the_padded_graphs_numbers(minilm_b
     assert [r.attentions.shape for r in with_attentions] == [(6, 12, 30, 30), (6, 12, 1, 1)]
 
 
+def test_every_session_reads_one_shared_copy_of_the_token_embedding(minilm_bundle: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    runtime = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle))
+    assert list(runtime.shared) == ["encoder.token_embedding.weight"] and runtime.lone_session is not None
+    table = runtime.shared["encoder.token_embedding.weight"]
+    seqs = [np.array([101, 7592, 2088, 102]), np.array([101, 7592, 102])]
+    paths = {  # each of the four sessions
+        "optimized": lambda: runtime.run(seqs[:1], False)[0].pooled,
+        "attentions": lambda: runtime.run(seqs[:1], True)[0].pooled,
+        "lone": lambda: runtime.run(seqs[:1], False, alone=True)[0].pooled,
+        "packed": lambda: runtime.run(seqs, False)[0].pooled,
+    }
+    plain = ort.InferenceSession(str(minilm_bundle / "model_optimized.onnx"), providers=["CPUExecutionProvider"])
+    ids, mask = seqs[0][None], np.ones((1, 4), dtype=np.int64)
+    want = plain.run(None, {"input_ids": ids, "attention_mask": mask})[1][0]  # ONNX Runtime reads the file itself
+    for kind, run in paths.items():
+        np.testing.assert_allclose(run(), want, atol=1e-5, err_msg=kind)
+    saved = table[7592].copy()
+    table[7592] = 0.0  # "hello": changed in the one copy, it changes in every session
+    try:
+        for kind, run in paths.items():
+            assert np.abs(run() - want).max() > 1e-3, kind
+    finally:
+        table[7592] = saved
+    for kind, run in paths.items():
+        np.testing.assert_allclose(run(), want, atol=1e-5, err_msg=kind)
+
+
+def test_shared_tensor_outside_its_file_is_refused(bundle_copy: Path) -> None:
+    _edit_config(bundle_copy, lambda cfg: cfg.update(shared_initializers={"file": "tokenizer.json", "tensors": [
+        {"name": "table", "dtype": "float32", "shape": [10**6], "offset": 0, "length": 4 * 10**6}]}))
+    with pytest.raises(BundleError, match="shared tensor 'table' does not match tokenizer.json"):
+        load_bundle(bundle_copy)
+
+
 def test_packed_graph_is_optional_unless_asked_for(bundle_copy: Path) -> None:
     def drop_packed(cfg: dict) -> None:
         del cfg["graphs"]["packed"], cfg["files"]["model_packed.onnx"]
