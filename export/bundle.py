@@ -92,7 +92,6 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
     for kind, with_att in (("default", False), ("attentions", True)):
         path = output / GRAPH_FILES[kind]
         export_graph(encoder, path, with_att, spec.max_length)
-        encoder.eval()
         graphs[kind] = {"file": path.name, "attentions": with_att}
     path = output / GRAPH_FILES["packed"]
     export_packed_graph(encoder, path, spec.max_length)
@@ -108,7 +107,6 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
         graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions}
     else:
         (output / GRAPH_FILES["optimized"]).unlink(missing_ok=True)
-    encoder.eval()  # the exporters can leave the module in training mode
     shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
 
     # parity of the files as shipped (after the shared tables moved out)
