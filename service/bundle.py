@@ -111,9 +111,7 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
         if kind not in config.get("graphs", {}):
             raise BundleError(f"{config_file} lists no {kind!r} graph; export the bundle again")
     for name, digest in config.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
+        file = _present(path / name)
         if verify_checksums and sha256(file) != digest:
             raise BundleError(
                 f"{file} does not match the sha256 in config.json (a partial copy or a mixed bundle?); "
@@ -124,14 +122,18 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
     return bundle
 
 
+def _present(file: Path) -> Path:
+    if not file.is_file():
+        raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
+    return file
+
+
 def _check_shared(bundle: Bundle) -> None:
     """Every shared tensor must lie inside its file and have the size its dtype and shape say."""
     file = bundle.shared_file
     if file is None:
         return
-    if not file.is_file():
-        raise BundleError(f"bundle file {file} is missing; copy the whole bundle folder or export it again")
-    size = file.stat().st_size
+    size = _present(file).stat().st_size
     for t in bundle.shared_tensors:
         try:
             expected = int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
