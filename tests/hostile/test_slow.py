@@ -1,0 +1,82 @@
+"""Slow and idle clients: connections that never finish a request are closed after the timeouts set for
+this server (header 1 s, body 2 s, keep-alive 1 s), and the number of connections is bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+import httpx
+
+from tests.service.conftest import Server
+
+from .conftest import HOSTILE_SETTINGS, connect, read_until_closed, status_of
+
+MARGIN_S = 2.0  # scheduling slack on a busy 2-core machine
+
+
+def test_idle_connection_is_closed(tiny_server: Server) -> None:
+    with contextlib.closing(connect(tiny_server)) as sock:
+        _, took = read_until_closed(sock, HOSTILE_SETTINGS["header_timeout_s"] + MARGIN_S)
+    assert took >= HOSTILE_SETTINGS["header_timeout_s"] * 0.9
+
+
+def test_headers_trickled_byte_by_byte_are_cut_off(tiny_server: Server) -> None:
+    started = time.monotonic()
+    with contextlib.closing(connect(tiny_server)) as sock:
+        for byte in b"POST /encode HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                break  # closed by the server
+            time.sleep(0.05)
+            if time.monotonic() - started > HOSTILE_SETTINGS["header_timeout_s"] + MARGIN_S:
+                break
+        read_until_closed(sock, 1.0)
+    assert time.monotonic() - started < HOSTILE_SETTINGS["header_timeout_s"] + MARGIN_S + 1.0
+
+
+def test_body_trickled_slowly_gets_408(tiny_server: Server) -> None:
+    started = time.monotonic()
+    with contextlib.closing(connect(tiny_server)) as sock:
+        sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{")
+        response = b""
+        for _ in range(200):
+            try:
+                sock.send(b" ")
+            except OSError:
+                break
+            time.sleep(0.05)
+            with contextlib.suppress(BlockingIOError):
+                response += sock.recv(65536, socket.MSG_DONTWAIT)
+            if response or time.monotonic() - started > HOSTILE_SETTINGS["body_timeout_s"] + MARGIN_S:
+                break
+        rest, _ = read_until_closed(sock, 2.0)
+    response += rest
+    assert status_of(response) == 408, response[:200]
+    assert b'"param":"body"' in response
+    assert time.monotonic() - started < HOSTILE_SETTINGS["body_timeout_s"] + MARGIN_S + 2.0
+
+
+def test_idle_keep_alive_connection_is_closed(tiny_server: Server) -> None:
+    with contextlib.closing(connect(tiny_server)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, took = read_until_closed(sock, HOSTILE_SETTINGS["keep_alive_timeout_s"] + MARGIN_S)
+    assert status_of(data) == 200
+
+
+def test_connections_past_the_limit_are_closed_at_once(tiny_server: Server) -> None:
+    limit = HOSTILE_SETTINGS["max_connections"]
+    held = [connect(tiny_server) for _ in range(limit)]
+    try:
+        time.sleep(0.2)  # let the server accept them all
+        with contextlib.closing(connect(tiny_server)) as extra:
+            data, took = read_until_closed(extra, 0.9)  # well before the 1 s header timeout
+        assert took < 0.9
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
+    assert httpx.get(f"{tiny_server.url}/healthz", timeout=5).status_code == 200
