@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .auth import ApiKeys
 from .batcher import Batcher
+from .body import BodyReader
 from .bundle import BundleError, load_bundle
 from .context import Context
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import RequestMetrics, SecurityHeaders
 from .routes import encode, health, openai
 from .routes.explorer import explorer_router
 from .runtime import Runtime
@@ -32,6 +34,7 @@ def load_context(ctx: Context) -> None:
                           f"({bundle.max_length}): a long input could never run; raise ATTNSERVE_MAX_BATCH_TOKENS")
     runtime = Runtime(bundle, settings)
     tokenizer = TextTokenizer(bundle.tokenizer_file, bundle.max_length) if bundle.tokenizer_file else None
+    runtime.check_vocabulary()
     if settings.warmup:
         runtime.warmup(settings.max_batch_size)
     batcher = Batcher(
@@ -47,6 +50,9 @@ def load_context(ctx: Context) -> None:
         workers=runtime.workers,
         window=settings.batch_window,
         lone_runner=runtime.run_alone if runtime.lone_session is not None else None,
+        # float32 probabilities of every layer and head per (query, key) cell
+        max_attention_cells=max(1, int(settings.max_attention_batch_mb * 2**20 / (4 * bundle.n_layers
+                                                                                   * bundle.n_heads))),
     )
     batcher.start()
     ctx.bundle, ctx.runtime, ctx.tokenizer, ctx.batcher = bundle, runtime, tokenizer, batcher
@@ -77,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Contextual vectors and attention weights from Transformer encoders",
         version="0.1.0",
         lifespan=lifespan,
+        strict_content_type=False,  # BodyReader has already refused every body that is not JSON
     )
     app.state.ctx = ctx
     install_error_handlers(app)
@@ -85,6 +92,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     if settings.explorer:
         app.include_router(explorer_router())
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # the last added runs first: metrics see every answer, keys are checked before a body is read
+    app.add_middleware(BodyReader, max_bytes=settings.max_body_bytes, max_values=settings.max_json_values,
+                       timeout_s=settings.body_timeout_s)
+    app.add_middleware(ApiKeys, keys=settings.api_keys)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
     return app

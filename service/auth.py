@@ -1,26 +1,42 @@
-"""Optional API keys: with ATTNSERVE_API_KEYS set, inference routes need 'Authorization: Bearer <key>'."""
+"""Optional API keys: with ATTNSERVE_API_KEYS set, the inference and model routes need
+'Authorization: Bearer <key>', checked before the body is read, so a client without a key learns nothing
+about its body (401, never 400, 413 or 422). Health, readiness, metrics, the docs and the explorer page stay
+public: probes and scrapers need no key, and the schema and the page hold no secret (the page sends the key
+the user types)."""
 
 from __future__ import annotations
 
 import hmac
 
-from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .context import get_context
-from .errors import ApiError
+from .errors import error_response
+
+PROTECTED = frozenset({"/encode", "/v1/embeddings", "/v1/models"})
 
 
-async def require_api_key(request: Request) -> None:
-    """async, so FastAPI runs it on the event loop instead of a thread-pool hop per request."""
-    keys = get_context(request).settings.api_keys
-    if not keys:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+def key_matches(authorization: str, keys: list[str]) -> bool:
+    scheme, _, given = authorization.partition(" ")
     given_bytes = given.strip().encode()
     # compare against every key, each in constant time, so timing tells nothing about which one is close
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given_bytes, key.encode())
-    if scheme.lower() != "bearer" or not matched:
-        raise ApiError(401, "missing or invalid API key: send 'Authorization: Bearer <key>'", "authorization",
-                       {"WWW-Authenticate": "Bearer"})
+    return scheme.lower() == "bearer" and matched
+
+
+class ApiKeys:
+    """401 with WWW-Authenticate for a protected path without a valid key; everything else passes."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.keys and scope["type"] == "http" and scope["path"] in PROTECTED:
+            authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+            if not key_matches(authorization.decode("latin-1"), self.keys):
+                refusal = error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                                         "authorization", {"WWW-Authenticate": "Bearer"})
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

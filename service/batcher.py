@@ -53,6 +53,7 @@ class Pending:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     deadline: float
+    finish: Callable[[Any], Any] | None = None  # applied to the result in the worker thread
     enqueued: float = field(default_factory=time.monotonic)
 
     def __len__(self) -> int:
@@ -61,7 +62,7 @@ class Pending:
 
 def select_batch(
     pending: Sequence[Pending], max_batch_size: int, max_batch_tokens: int, max_padding_ratio: float,
-    window: int | None = None,
+    window: int | None = None, max_attention_cells: int | None = None,
 ) -> list[Pending]:
     """The oldest sequence plus, in arrival order, the waiting sequences of similar length that fit.
 
@@ -72,7 +73,9 @@ def select_batch(
     batch size, padded tokens (size x longest) and padded/real tokens stay within their limits; one that does
     not fit waits for a later batch, which it will lead once it is the oldest. Age order keeps the tail latency
     low; the padding limit is what groups by length (on a CPU, padding costs as much as real tokens).
-    Sequences that want attention run on another graph and are never mixed with the others.
+    Sequences that want attention run on another graph and are never mixed with the others; their batches also
+    keep size x longest^2 (the attention cells every layer and head materializes) within ``max_attention_cells``,
+    so the attention graph's memory is bounded whatever the requests ask for.
     """
     anchor = pending[0]
     batch = [anchor]
@@ -85,6 +88,9 @@ def select_batch(
         new_width, new_real = max(width, len(item)), real + len(item)
         padded = new_width * (len(batch) + 1)
         if padded > max_batch_tokens or padded > max_padding_ratio * new_real:
+            continue
+        if (anchor.attentions and max_attention_cells is not None
+                and (len(batch) + 1) * new_width**2 > max_attention_cells):
             continue
         batch.append(item)
         width, real = new_width, new_real
@@ -126,10 +132,12 @@ class Batcher:
         workers: int = 1,
         window: int | None = None,
         lone_runner: Runner | None = None,
+        max_attention_cells: int | None = None,
     ) -> None:
         self._runner = runner
         self._lone_runner = lone_runner
         self.window = window
+        self.max_attention_cells = max_attention_cells
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
@@ -144,6 +152,10 @@ class Batcher:
         self._threads: list[threading.Thread] = []
         self._running = 0  # workers inside a runner call
 
+    def use_runner(self, runner: Runner) -> None:
+        """Run every batch with ``runner`` from now on (tests put a failing runner in a live server this way)."""
+        self._runner, self._lone_runner = runner, None
+
     @property
     def depth(self) -> int:
         return len(self._pending)
@@ -155,11 +167,14 @@ class Batcher:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, sequences: list[np.ndarray], attentions: bool, timeout_s: float) -> list[asyncio.Future]:
-        """Queue all of a request's sequences or none of them. Call from the event loop."""
+    def submit(self, sequences: list[np.ndarray], attentions: bool, timeout_s: float,
+               finish: Callable[[Any], Any] | None = None) -> list[asyncio.Future]:
+        """Queue all of a request's sequences or none of them. Call from the event loop. ``finish`` reduces each
+        result in the worker, right after its batch ran: a request that wants one layer of attention keeps that
+        layer, not the batch's every layer and head until its last sequence has run."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout_s
-        items = [Pending(s, attentions, loop.create_future(), loop, deadline) for s in sequences]
+        items = [Pending(s, attentions, loop.create_future(), loop, deadline, finish) for s in sequences]
         with self._cond:
             if self._stopping or self._dead:
                 raise BatcherStopped()
@@ -212,7 +227,7 @@ class Batcher:
                 self._pending = [p for p in self._pending if id(p) not in dead]
             batch = (
                 select_batch(self._pending, self.max_batch_size, self.max_batch_tokens, self.max_padding_ratio,
-                             self.window)
+                             self.window, self.max_attention_cells)
                 if self._pending else []
             )
             chosen = set(map(id, batch))
@@ -233,9 +248,14 @@ class Batcher:
             results = runner([p.ids for p in batch], batch[0].attentions)
             if len(results) != len(batch):
                 raise RuntimeError(f"runner returned {len(results)} results for {len(batch)} sequences")
+            results = [r if p.finish is None else p.finish(r) for p, r in zip(batch, results, strict=True)]
         except Exception:
-            log.exception("inference failed for a batch of %d sequences", len(batch))
-            self._fail(batch, BatchFailed())
+            log.exception("inference failed for a batch of %d sequences%s", len(batch),
+                          "; running each alone" if len(batch) > 1 else "")
+            if len(batch) > 1:
+                self._run_each(batch)
+            else:
+                self._fail(batch, BatchFailed())
             return
         seconds = time.monotonic() - started
         _deliver(batch, results, None)
@@ -244,6 +264,23 @@ class Batcher:
             self._observer.batch(
                 len(batch), max(lengths) * len(batch), sum(lengths), [started - p.enqueued for p in batch], seconds
             )
+
+    def _run_each(self, batch: list[Pending]) -> None:
+        """After a failed batch: one sequence at a time, so only a sequence that fails alone fails (an innocent
+        request must not pay for the one that shared its batch)."""
+        for item in batch:
+            if item.future.done():
+                continue
+            try:
+                results = self._runner([item.ids], item.attentions)
+                if len(results) != 1:
+                    raise RuntimeError(f"runner returned {len(results)} results for 1 sequence")
+                results = [results[0] if item.finish is None else item.finish(results[0])]
+            except Exception:
+                log.exception("inference failed for a sequence of %d tokens", len(item))
+                self._fail([item], BatchFailed())
+            else:
+                _deliver([item], results, None)
 
     def _work(self) -> None:
         batch: list[Pending] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,30 +27,39 @@ async def _disconnected(request: Request) -> None:
 
 
 async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.ndarray], attentions: bool,
-                        timeout_s: float) -> list[Any]:
+                        timeout_s: float, finish: Callable[[Any], Any] | None = None) -> list[Any]:
     try:
-        futures = batcher.submit(sequences, attentions, timeout_s)
+        futures = batcher.submit(sequences, attentions, timeout_s, finish)
     except QueueFull:
         raise ApiError(503, "the server is at capacity (queue full); retry shortly", None,
                        {"Retry-After": "1"}) from None
     except BatcherStopped:
         raise ApiError(503, "the server is shutting down; retry on another replica", None,
                        {"Retry-After": "1"}) from None
-    gathered = asyncio.gather(*futures, return_exceptions=True)
+    # asyncio.wait, not gather: a cancelled gather whose result nobody reads logs an ERROR per request
+    waiter = asyncio.ensure_future(asyncio.wait(futures))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
-        done, _ = await asyncio.wait({gathered, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({waiter, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
-    if gathered in done:
-        results = gathered.result()
-        errors = [r for r in results if isinstance(r, BaseException)]
+        if not waiter.done():
+            waiter.cancel()
+            _give_up(futures)
+    if waiter in done:
+        errors = [f.exception() for f in futures]
         if any(isinstance(e, SequenceExpired) for e in errors):
             raise ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
-        if errors:
-            raise ApiError(500, "inference failed for the batch this request ran in; see the server log")
-        return results
-    gathered.cancel()  # cancels every Future: the batcher drops sequences that have not run yet
+        if any(e is not None for e in errors):
+            raise ApiError(500, "inference failed for this input; the server log has the details")
+        return [f.result() for f in futures]
     if gone in done:
         raise ClientGone()
     raise ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
+
+
+def _give_up(futures: list[asyncio.Future]) -> None:
+    """Cancel what has not run (the batcher drops it) and read what has, so asyncio logs nothing."""
+    for future in futures:
+        if not future.cancel() and not future.cancelled():
+            future.exception()

@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 log = logging.getLogger("attnserve")
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-          413: "request_too_large", 422: "invalid_request_error", 503: "overloaded_error", 504: "timeout_error"}
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 408: "timeout_error",
+          413: "request_too_large", 415: "invalid_request_error", 422: "invalid_request_error",
+          431: "request_too_large", 503: "overloaded_error", 504: "timeout_error"}
 
 
 class ApiError(Exception):
@@ -65,7 +66,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail), None, getattr(exc, "headers", None))
+        # FastAPI's only 400 is a body it could not parse (bad UTF-8, a number past 4300 digits, deep nesting)
+        param = "body" if exc.status_code == 400 else None
+        return error_response(exc.status_code, str(exc.detail), param, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

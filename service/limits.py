@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .bundle import Bundle
 from .errors import ApiError
 from .settings import Settings
+
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); Python keeps it in the str, but it is no character:
+# the tokenizer (and UTF-8) cannot take it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_inputs(kind: str, count: int, texts: list[str] | None, settings: Settings) -> None:
@@ -18,31 +24,41 @@ def check_inputs(kind: str, count: int, texts: list[str] | None, settings: Setti
         if len(text) > settings.max_chars_per_text:
             raise ApiError(422, f"{kind}[{i}]: {len(text)} characters; at most {settings.max_chars_per_text} "
                                 "(max_chars_per_text)", f"{kind}[{i}]")
+        if not text.isascii() and (bad := _SURROGATE.search(text)):
+            raise ApiError(422, f"{kind}[{i}]: a lone surrogate (U+{ord(bad.group()):04X}) at character {bad.start()} "
+                                "is not valid Unicode text", f"{kind}[{i}]")
 
 
-def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncate: bool) -> list[np.ndarray]:
-    """Token ids used as given: non-empty, inside the vocabulary, within the maximum unless truncated."""
+def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncate: bool | None) -> list[np.ndarray]:
+    """Token ids used as given: non-empty, inside the vocabulary, within the maximum unless truncated
+    (``truncate`` None: the route cannot truncate)."""
     out = []
     for i, ids in enumerate(lists):
         if not ids:
             raise ApiError(422, f"{kind}[{i}]: an input needs at least one token", f"{kind}[{i}]")
-        arr = np.asarray(ids, dtype=np.int64)
+        try:
+            arr = np.asarray(ids, dtype=np.int64)
+        except OverflowError:  # JSON integers are unbounded; int64 is not
+            arr = np.asarray([v if -(2**63) <= v < 2**63 else -1 for v in ids], dtype=np.int64)
         bad = np.flatnonzero((arr < 0) | (arr >= bundle.vocab_size))
         if bad.size:
             j = int(bad[0])
-            raise ApiError(422, f"{kind}[{i}][{j}]: token id {ids[j]} is outside the vocabulary "
+            shown = str(ids[j]) if len(str(ids[j])) <= 24 else f"{str(ids[j])[:12]}... ({len(str(ids[j]))} digits)"
+            raise ApiError(422, f"{kind}[{i}][{j}]: token id {shown} is outside the vocabulary "
                                 f"[0, {bundle.vocab_size})", f"{kind}[{i}][{j}]")
         if len(arr) > bundle.max_length:
             if not truncate:
-                raise ApiError(422, too_long_message(kind, i, len(arr), bundle.max_length), f"{kind}[{i}]")
+                raise ApiError(422, too_long_message(kind, i, len(arr), bundle.max_length, truncate is not None),
+                               f"{kind}[{i}]")
             arr = arr[: bundle.max_length]
         out.append(arr)
     return out
 
 
-def too_long_message(kind: str, index: int, length: int, limit: int) -> str:
-    return (f"{kind}[{index}]: {length} tokens; the model's maximum is {limit} "
-            "(set truncate to true to cut it)")
+def too_long_message(kind: str, index: int, length: int, limit: int, can_truncate: bool) -> str:
+    """The hint is true for the route it is given on: only /encode has `truncate`."""
+    hint = "set truncate to true to cut it" if can_truncate else "shorten the input"
+    return f"{kind}[{index}]: {length} tokens; the model's maximum is {limit} ({hint})"
 
 
 def check_total_tokens(kind: str, sequences: list[np.ndarray], settings: Settings) -> int:
@@ -53,11 +69,16 @@ def check_total_tokens(kind: str, sequences: list[np.ndarray], settings: Setting
     return total
 
 
-def _check_indices(name: str, values: list[int], size: int) -> list[int]:
-    out = []
+def _check_indices(name: str, values: list[int], size: int, unit: str) -> list[int]:
+    """Each index once, at most ``size`` of them: a longer list could only repeat, and cost per entry."""
+    if len(values) > size:
+        raise ApiError(422, f"{name}: {len(values)} entries; this model has {size} {unit}s", name)
+    out: list[int] = []
     for i, v in enumerate(values):
         if not -size <= v < size:
             raise ApiError(422, f"{name}[{i}]: {v} is not an index in [-{size}, {size})", f"{name}[{i}]")
+        if v % size in out:
+            raise ApiError(422, f"{name}[{i}]: {unit} {v % size} is listed twice", f"{name}[{i}]")
         out.append(v % size)
     return out
 
@@ -65,13 +86,14 @@ def _check_indices(name: str, values: list[int], size: int) -> list[int]:
 def attention_selection(layers: list[int] | None, heads: list[int] | str | None,
                         bundle: Bundle) -> tuple[list[int], list[int] | None]:
     """Layer indices and head indices (None: the mean of all heads), negatives counted from the end."""
-    chosen_layers = _check_indices("attention_layers", layers, bundle.n_layers) if layers else list(
-        range(bundle.n_layers))
+    chosen_layers = (list(range(bundle.n_layers)) if layers is None
+                     else _check_indices("attention_layers", layers, bundle.n_layers, "layer"))
     if heads == "mean":
         return chosen_layers, None
-    chosen_heads = _check_indices("attention_heads", heads, bundle.n_heads) if heads else list(range(bundle.n_heads))
-    if not chosen_heads:
+    if heads == []:
         raise ApiError(422, "attention_heads: give at least one head index, or \"mean\"", "attention_heads")
+    chosen_heads = (list(range(bundle.n_heads)) if heads is None
+                    else _check_indices("attention_heads", heads, bundle.n_heads, "head"))  # type: ignore[arg-type]
     return chosen_layers, chosen_heads
 
 

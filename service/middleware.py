@@ -1,4 +1,4 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware): body size limit and per-route request metrics."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware): security headers and per-route request metrics."""
 
 from __future__ import annotations
 
@@ -7,47 +7,32 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_response
 from .metrics import Metrics
 
 ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/healthz", "/readyz", "/metrics", "/",
                     "/explorer", "/docs", "/openapi.json"})
 
 
-class BodyLimit:
-    """413 for a body over ``max_bytes``: at once when Content-Length says so, else as soon as the streamed
-    (chunked) body passes the limit. The body is read here, bounded, and handed on whole."""
+class SecurityHeaders:
+    """nosniff and same-origin framing on every response: a browser never guesses a JSON error into HTML,
+    and no other site can frame the explorer page (it also says frame-ancestors 'self' in its CSP)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"SAMEORIGIN"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = error_response(413, f"request body exceeds {self.max_bytes} bytes (max_body_bytes)", "body")
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await too_large(scope, receive, send)
-                return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left before sending it all
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        first: list[Message] = [{"type": "http.request", "body": bytes(body), "more_body": False}]
 
-        async def replay() -> Message:
-            # the whole body once, then the client's own messages (the disconnect the routes listen for)
-            return first.pop() if first else await receive()
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
 
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, with_headers)
 
 
 class RequestMetrics:

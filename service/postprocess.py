@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,6 +30,16 @@ def selected_attentions(result: SequenceResult, layers: list[int], heads: list[i
     picked = result.attentions[layers]
     picked = picked.mean(axis=1, keepdims=True) if heads is None else picked[:, heads]
     return np.ascontiguousarray(picked, dtype=np.float32)
+
+
+def keep_attentions(layers: list[int], heads: list[int] | None) -> Callable[[SequenceResult], SequenceResult]:
+    """A result reducer for the batcher: keeps only the asked-for attention (a copy), so the batch's output of
+    every layer and head is freed as soon as its batch has been delivered."""
+
+    def finish(result: SequenceResult) -> SequenceResult:
+        return replace(result, attentions=selected_attentions(result, layers, heads))
+
+    return finish
 
 
 def b64(array: np.ndarray) -> str:

@@ -111,9 +111,14 @@ class Runtime:
             raise BundleError("ATTNSERVE_GRAPH=packed but the bundle has no packed graph; export it again with "
                               "this version of attnserve or set ATTNSERVE_GRAPH=auto")
         self.graph_kinds = {False: default_kind, True: "attentions"}
-        self.sessions: dict[bool, ort.InferenceSession] = {}
-        for wants_attention, kind in self.graph_kinds.items():
-            self.sessions[wants_attention] = self._session(kind, options, providers)
+        # The attention graph's outputs and intermediates grow with length^2 x layers x heads: without the arena,
+        # what a long attention batch took goes back after the call instead of staying with the process.
+        attention_options = _session_options(options.intra_op_num_threads, settings, self._shared_values)
+        attention_options.enable_cpu_mem_arena = False
+        self.sessions: dict[bool, ort.InferenceSession] = {
+            False: self._session(default_kind, options, providers),
+            True: self._session("attentions", attention_options, providers),
+        }
         self.provider = self.sessions[False].get_providers()[0]
         # Batches without attention run on the packed graph on a CPU (no work on padding outside attention:
         # ~1.2x the padded graph's throughput at 64 clients here); on CUDA only when asked for, unmeasured.
@@ -207,6 +212,17 @@ class Runtime:
             SequenceResult(hidden=hidden[offsets[i] : offsets[i + 1]], pooled=pooled[i], attentions=None)
             for i in range(len(sequences))
         ]
+
+    def check_vocabulary(self) -> None:
+        """The last id config.json allows must have a row in the graph's token embedding; else every request with
+        a high id would fail inside ONNX Runtime instead of getting a 422."""
+        last = self.bundle.vocab_size - 1
+        try:
+            self.run([np.array([0, last], dtype=np.int64)], False)
+        except Exception as exc:
+            raise BundleError(f"config.json says vocab_size {self.bundle.vocab_size}, but the graph fails on token id "
+                              f"{last} ({type(exc).__name__}): its embedding table is smaller. Export the bundle "
+                              "again instead of editing config.json") from None
 
     def warmup(self, max_batch_size: int) -> None:
         """First calls allocate and pick kernels; do them before reporting ready."""

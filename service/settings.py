@@ -90,6 +90,33 @@ class Settings(BaseSettings):
         "full-length MiniLM input with every layer and head.",
     )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Request body size in bytes (413 beyond).")
+    max_json_values: int = Field(
+        65_536, ge=1024,
+        description="JSON values (numbers, strings, lists, objects) in one body, counted before parsing (413 beyond): "
+        "parsing holds the event loop about 1 us per value, so this bounds the stall to ~70 ms. The default fits "
+        "max_tokens_per_request token ids.",
+    )
+    max_attention_batch_mb: float = Field(
+        32.0, gt=0,
+        description="Attention probabilities one batch may materialize (batch x layers x heads x longest^2 x 4 "
+        "bytes, every layer and head, before the selection): longer requests run in smaller batches, so memory "
+        "stays bounded by this, times inference workers, whatever clients ask for.",
+    )
+
+    # --- connections (uvicorn), each bounded so slow or idle clients cannot hold the server
+    max_connections: int = Field(
+        512, ge=1, description="Open connections at most; one more is closed at once (and requests over it get 503)."
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="Request line and headers in bytes; beyond it 431 and the connection is closed."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time for a connection to send a request's headers (idle ones included); then closed."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Time to receive a request's whole body once its headers are in; then 408."
+    )
+    keep_alive_timeout_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this.")
 
     @field_validator("api_keys", mode="before")
     @classmethod

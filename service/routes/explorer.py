@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 PAGE = Path(__file__).resolve().parent.parent / "static" / "explorer.html"
 # Only this origin: the page cannot load anything from elsewhere even if edited to.
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 
 
 def explorer_router() -> APIRouter:

@@ -1,4 +1,4 @@
-"""Liveness, readiness, model description and Prometheus metrics (never behind API keys)."""
+"""Liveness, readiness, model description (behind API keys when set) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from ..auth import require_api_key
 from ..context import get_context
 
 router = APIRouter()
@@ -30,7 +29,6 @@ async def readyz(request: Request) -> Response:
 @router.get("/v1/models")
 async def models(request: Request) -> dict:
     """The served model, OpenAI-style, with what a client needs to know about it."""
-    await require_api_key(request)
     ctx = get_context(request)
     bundle = ctx.bundle
     assert bundle is not None and ctx.runtime is not None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Any
+
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..auth import require_api_key
 from ..context import get_context
 from ..dispatch import ClientGone, run_sequences
 from ..errors import ApiError
@@ -18,7 +19,7 @@ router = APIRouter()
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingsResponse,
-             responses={**ERRORS, 404: {"description": "Unknown model"}}, dependencies=[Depends(require_api_key)])
+             responses={**ERRORS, 404: {"description": "Unknown model"}})
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     """Pooled, normalized as the bundle says; inputs longer than the model's maximum are refused (422)."""
     ctx = get_context(request)
@@ -41,18 +42,21 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         token_lists = [body.input]  # type: ignore[list-item]
     else:
         token_lists = body.input  # type: ignore[assignment]
-    sequences, _ = await sequences_from(ctx, "input", texts, token_lists, truncate=False)
+    sequences, _ = await sequences_from(ctx, "input", texts, token_lists, truncate=None)
     try:
         results = await run_sequences(request, ctx.batcher, sequences, False, ctx.settings.request_timeout_s)
     except ClientGone:
         return Response(status_code=499)
     pooling, normalize = bundle.serving["pooling"], bundle.serving["normalize"]
-    data = []
-    for i, r in enumerate(results):
-        vector = pooled_vector(r, pooling, pooling, normalize)
-        data.append({"object": "embedding", "index": i,
-                     "embedding": b64(vector) if body.encoding_format == "base64" else vector})
     total = sum(len(s) for s in sequences)
-    out = {"object": "list", "data": data, "model": ctx.model_name,
-           "usage": {"prompt_tokens": total, "total_tokens": total}}
-    return await json_response(ctx, out, len(data) * bundle.dimensions)
+
+    def build() -> dict[str, Any]:
+        data = []
+        for i, r in enumerate(results):
+            vector = pooled_vector(r, pooling, pooling, normalize)
+            data.append({"object": "embedding", "index": i,
+                         "embedding": b64(vector) if body.encoding_format == "base64" else vector})
+        return {"object": "list", "data": data, "model": ctx.model_name,
+                "usage": {"prompt_tokens": total, "total_tokens": total}}
+
+    return await json_response(ctx, build, len(results) * bundle.dimensions)

@@ -72,7 +72,7 @@ def test_gzip_bomb_is_refused_without_decompressing(tiny_server: Server) -> None
 
 
 @pytest.mark.parametrize("body", [
-    b'{"tokens": [' + b",".join([b"[1]"] * 1_000_000) + b"]}",
+    b'{"tokens": [' + b",".join([b"[1]"] * 900_000) + b"]}",
     b'{"tokens": [[2, 3]], "return_attentions": true, "attention_layers": [' + b",".join([b"1"] * 1_500_000) + b"]}",
     b"{" + b",".join(b'"k%d": 1' % i for i in range(300_000)) + b"}",
 ], ids=["a-million-lists", "a-million-layers", "300k-keys"])

@@ -25,7 +25,7 @@ RAW = [
     ("id-infinity", "/encode", b'{"tokens": [[1e400]]}', 422, "tokens[0][0]"),
     ("id-float", "/encode", b'{"tokens": [[1.0]]}', 422, "tokens[0][0]"),
     ("id-bool", "/encode", b'{"tokens": [[true]]}', 422, "tokens[0][0]"),
-    ("deep-nesting", "/encode", b'{"tokens": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "body"),
+    ("deep-nesting", "/encode", b'{"tokens": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 400, "body"),
     ("body-null", "/encode", b"null", 422, "body"),
     ("body-number", "/encode", b"12", 422, "body"),
 ]

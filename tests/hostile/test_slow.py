@@ -63,7 +63,7 @@ def test_body_trickled_slowly_gets_408(tiny_server: Server) -> None:
 def test_idle_keep_alive_connection_is_closed(tiny_server: Server) -> None:
     with contextlib.closing(connect(tiny_server)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        data, took = read_until_closed(sock, HOSTILE_SETTINGS["keep_alive_timeout_s"] + MARGIN_S)
+        data, _ = read_until_closed(sock, HOSTILE_SETTINGS["keep_alive_timeout_s"] + MARGIN_S)
     assert status_of(data) == 200
 
 
@@ -73,7 +73,7 @@ def test_connections_past_the_limit_are_closed_at_once(tiny_server: Server) -> N
     try:
         time.sleep(0.2)  # let the server accept them all
         with contextlib.closing(connect(tiny_server)) as extra:
-            data, took = read_until_closed(extra, 0.9)  # well before the 1 s header timeout
+            _, took = read_until_closed(extra, 0.9)  # well before the 1 s header timeout
         assert took < 0.9
     finally:
         for sock in held:

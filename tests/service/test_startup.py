@@ -254,3 +254,14 @@ def test_service_runs_without_torch(tiny_bundle: Path) -> None:
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "served without torch" in result.stdout
+
+
+def test_vocab_size_past_the_graphs_embedding_table_is_refused(bundle_copy: Path) -> None:
+    _edit_config(bundle_copy, lambda cfg: cfg["serving"].update(vocab_size=1001))  # the table has 1000 rows
+    runtime = Runtime(load_bundle(bundle_copy), Settings(model=bundle_copy))
+    with pytest.raises(BundleError, match="config.json says vocab_size 1001, but the graph fails on token id 1000"):
+        runtime.check_vocabulary()
+
+
+def test_vocab_size_that_fits_the_table_passes(tiny_bundle: Path) -> None:
+    Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle)).check_vocabulary()
