@@ -45,6 +45,8 @@ def json_values(body: bytes) -> int:
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return True  # no header: taken as JSON, as most clients that send JSON without saying so mean it
+    if content_type == "application/json":
+        return True  # the common case, without parsing the header
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()

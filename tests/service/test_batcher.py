@@ -329,3 +329,40 @@ def test_a_batch_wakes_its_event_loop_once() -> None:
         batcher.stop()
     assert [r[0] for r in results] == [[10], [20], [30], [40], [50]]
     assert sum(calls) == 5 and len(calls) == len(runner.batches)  # one call per batch, carrying all of it
+
+
+def test_attention_batches_keep_their_cells_within_the_budget() -> None:
+    pending = [_p(10, attentions=True) for _ in range(6)] + [_p(10) for _ in range(6)]
+    assert len(select_batch(pending, 8, 10_000, 1.5, max_attention_cells=300)) == 3  # 3 x 10^2 cells
+    assert len(select_batch(pending[6:], 8, 10_000, 1.5, max_attention_cells=300)) == 6  # no attention: no budget
+    assert len(select_batch([_p(40, attentions=True), *pending], 8, 10_000, 100.0, max_attention_cells=300)) == 1
+
+
+def test_after_a_failed_batch_each_sequence_runs_alone() -> None:
+    runner = EchoRunner(fail_on=666)
+    batcher = _batcher(runner, max_queue_delay_s=0.2, workers=1)
+
+    async def main():
+        futures = batcher.submit([np.array([1]), np.array([666]), np.array([2])], False, 10)
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        first, bad, last = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert runner.batches == [[[1], [666], [2]], [[1]], [[666]], [[2]]]
+    assert (first, last) == (([10], False), ([20], False))
+    assert isinstance(bad, BatchFailed)
+
+
+def test_finish_reduces_each_result_in_the_worker() -> None:
+    batcher = _batcher(EchoRunner())
+
+    async def main():
+        futures = batcher.submit([np.array([1, 2]), np.array([3])], True, 10, finish=lambda r: sum(r[0]))
+        return await asyncio.gather(*futures)
+
+    try:
+        assert asyncio.run(main()) == [30, 30]
+    finally:
+        batcher.stop()
