@@ -13,7 +13,7 @@ USERS    ?= 16
 DURATION ?= 30s
 RESULTS  ?= results
 
-.PHONY: install system-deps test lint export export-tiny serve loadtest bench clean
+.PHONY: install system-deps test test-fast lint export export-tiny serve loadtest bench clean
 
 install: $(STAMP)
 
@@ -39,7 +39,12 @@ system-deps:
 	  else echo "make test needs these Debian packages:$$missing (apt-get install them as root)" >&2; exit 1; fi; \
 	fi
 
+# the full run: every tier (a plain `pytest`, or `make test-fast`, is the fast tier)
 test: install system-deps
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+test-fast: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -66,7 +71,7 @@ loadtest: install
 
 # Batched vs unbatched vs the in-process ONNX Runtime ceiling; table, JSON and plot under $(RESULTS)/bench/.
 bench: install export
-	$(PY) loadtest/bench.py --model $(BUNDLE) --output $(RESULTS)/bench $(BENCH_ARGS)
+	$(PY) -m loadtest.bench --model $(BUNDLE) --output $(RESULTS)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build results .pytest_cache

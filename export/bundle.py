@@ -12,8 +12,8 @@ from typing import Any
 import onnx
 from tokenizers import Tokenizer
 
+from bundle import FORMAT, FORMAT_VERSION, BundleError, sha256
 from models import Encoder
-from service.bundle import sha256  # one definition of the checksum, shared with the reader
 
 from .onnx_graph import INPUT_NAMES, export_fusable_graph, export_graph, export_packed_graph, output_names
 from .optimize import optimize_graph
@@ -21,14 +21,8 @@ from .parity import PARITY_LIMIT, check_graph, check_packed_graph, parity_cases
 from .shared_weights import share_embeddings
 from .tokenizer_files import special_tokens
 
-FORMAT = "attnserve-bundle"
-FORMAT_VERSION = 1
 GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx",
                "packed": "model_packed.onnx"}
-
-
-class BundleError(RuntimeError):
-    """A bundle could not be written; the message says why."""
 
 
 @dataclass

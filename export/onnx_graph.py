@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from bundle.packing import PACKED_INPUT_NAMES, PACKED_OUTPUT_NAMES, pack
 from models import Encoder
 from models.attention import MultiHeadAttention
 from models.encoder import Packing
-from service.packing import PACKED_INPUT_NAMES, PACKED_OUTPUT_NAMES, pack
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("last_hidden_state", "pooled")
@@ -137,7 +137,7 @@ def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length
 
 
 def export_packed_graph(encoder: Encoder, path: Path, max_length: int) -> None:
-    """Write the packed graph (see service/packing.py), with dynamic token, batch and sequence axes."""
+    """Write the packed graph (see bundle/packing.py), with dynamic token, batch and sequence axes."""
     tokens = torch.export.Dim("tokens", max=65536 * max_length)
     batch = torch.export.Dim("batch", max=65536)
     sequence = torch.export.Dim("sequence", max=max(max_length, 9))

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
+from bundle.packing import PACKED_OUTPUT_NAMES, pack, pool
 from models import Encoder
-from service.packing import PACKED_OUTPUT_NAMES, pack, pool
 
 from .onnx_graph import GraphModule, output_names
 

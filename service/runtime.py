@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions for a bundle: provider choice, padding, running, unpadding."""
+"""The predict stage: ONNX Runtime sessions for a bundle (provider choice; pad or pack, run, unpad)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from .bundle import Bundle, BundleError, check_graph_io
-from .packing import pack, pool
+from bundle import Bundle, BundleError, check_graph_io
+from bundle.packing import pack, pool
+
+from .plan import CPU, CUDA, make_plan
 from .settings import Settings
 
 log = logging.getLogger("attnserve")
 
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 
 
 @dataclass
@@ -94,58 +94,44 @@ class Runtime:
         self.bundle = bundle
         providers, reason = choose_providers(settings.provider)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.workers = settings.inference_workers or (1 if providers[0] == CUDA else min(2, cores))
+        graphs = {kind for kind in bundle.config["graphs"]}
+        plan = make_plan(settings, providers[0], cores, graphs)
         # On a CPU, all sessions read the shared tables from one copy (on CUDA each session holds its own on the
         # device anyway). The arrays must outlive the sessions: the OrtValues point into them.
         self.shared: dict[str, np.ndarray] = load_shared(bundle) if providers[0] == CPU else {}
         self._shared_values = {k: ort.OrtValue.ortvalue_from_numpy(a) for k, a in self.shared.items()}
-        options = _session_options(settings.intra_op_threads or max(1, cores // self.workers), settings,
-                                   self._shared_values)
-        default_kind = "default"
-        if settings.graph == "optimized" or (settings.graph != "default" and bundle.graph_file("optimized")):
-            default_kind = "optimized"
-            if bundle.graph_file("optimized") is None:
-                raise BundleError("ATTNSERVE_GRAPH=optimized but the bundle has no optimized graph; export "
-                                  "it without --no-optimize or set ATTNSERVE_GRAPH=auto")
-        if settings.graph == "packed" and bundle.graph_file("packed") is None:
-            raise BundleError("ATTNSERVE_GRAPH=packed but the bundle has no packed graph; export it again with "
-                              "this version of attnserve or set ATTNSERVE_GRAPH=auto")
-        self.graph_kinds = {False: default_kind, True: "attentions"}
+        options = _session_options(plan.threads, settings, self._shared_values)
         # The attention graph's outputs and intermediates grow with length^2 x layers x heads: without the arena,
         # what a long attention batch took goes back after the call instead of staying with the process.
-        attention_options = _session_options(options.intra_op_num_threads, settings, self._shared_values)
+        attention_options = _session_options(plan.threads, settings, self._shared_values)
         attention_options.enable_cpu_mem_arena = False
         self.sessions: dict[bool, ort.InferenceSession] = {
-            False: self._session(default_kind, options, providers),
+            False: self._session(plan.default_graph, options, providers),
             True: self._session("attentions", attention_options, providers),
         }
-        self.provider = self.sessions[False].get_providers()[0]
-        # Batches without attention run on the packed graph on a CPU (no work on padding outside attention:
-        # ~1.2x the padded graph's throughput at 64 clients here); on CUDA only when asked for, unmeasured.
-        self.packed_session: ort.InferenceSession | None = None
-        if settings.graph == "packed" or (
-            settings.graph == "auto" and self.provider == CPU and bundle.graph_file("packed") is not None
-        ):
-            self.packed_session = self._session("packed", options, providers)
-        self.batch_graph = "packed" if self.packed_session is not None else default_kind
-        # A batch that runs alone (light load) gets every core: one sentence of MiniLM takes ~8 ms on one
-        # thread and ~4.5 ms on two. Its threads spin inside a call (without spinning: ~7 ms) but stop at the
-        # end of it (measured: spinning on after the call cost a fifth of the throughput at 64 clients).
-        self.lone_session: ort.InferenceSession | None = None
-        if (settings.lone_batch_all_cores and self.provider == CPU and self.workers > 1
-                and options.intra_op_num_threads < cores):
-            lone = _session_options(cores, settings, self._shared_values)
-            lone.add_session_config_entry("session.force_spinning_stop", "1")
-            self.lone_session = self._session(default_kind, lone, [CPU])
-        self.use_io_binding = self.provider == CUDA
-        if providers[0] == CUDA and self.provider != CUDA:
+        provider = self.sessions[False].get_providers()[0]
+        if provider != plan.provider:  # CUDA was chosen but failed to start: plan again for what runs
             reason = "the CUDA execution provider failed to start"
-        kinds = dict.fromkeys([self.batch_graph, *self.graph_kinds.values()])
-        log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)%s%s", self.provider,
-                 reason, ", ".join(f"{k}={bundle.graph_file(k).name}" for k in kinds),
-                 self.workers, options.intra_op_num_threads,
-                 f"; a batch alone runs on {cores} threads" if self.lone_session else "",
+            plan = make_plan(settings, provider, cores, graphs)
+        self.plan = plan
+        self.packed_session: ort.InferenceSession | None = (
+            self._session("packed", options, providers) if plan.batch_graph == "packed" else None)
+        # Its threads spin inside a call (without spinning: ~7 ms for one sentence) but stop at the end of it
+        # (spinning on after the call cost a fifth of the throughput at 64 clients).
+        self.lone_session: ort.InferenceSession | None = None
+        if plan.lone_threads:
+            lone = _session_options(plan.lone_threads, settings, self._shared_values)
+            lone.add_session_config_entry("session.force_spinning_stop", "1")
+            self.lone_session = self._session(plan.default_graph, lone, [CPU])
+        kinds = dict.fromkeys([plan.batch_graph, plan.default_graph, "attentions"])
+        log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)%s%s", plan.provider,
+                 reason, ", ".join(f"{k}={bundle.graph_file(k).name}" for k in kinds), plan.workers, plan.threads,
+                 f"; a batch alone runs on {plan.lone_threads} threads" if plan.lone_threads else "",
                  f"; one copy of {', '.join(self.shared)} for all sessions" if self.shared else "")
+
+    @property
+    def provider(self) -> str:
+        return self.plan.provider
 
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         file = self.bundle.graph_file(kind)
@@ -155,7 +141,7 @@ class Runtime:
         return session
 
     def _call(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        if not self.use_io_binding:
+        if not self.plan.io_binding:
             return session.run(None, feeds)
         # On CUDA: inputs copied to the device once, outputs copied back once, no intermediate host copies.
         binding = session.io_binding()

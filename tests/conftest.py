@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+# The full run (make test, CI) takes every test; a plain `pytest` skips the slow tier (pyproject's addopts):
+# tests that export or load MiniLM, start real servers, or drive nginx, Chromium, locust and the benchmark.
+SLOW_FIXTURES = frozenset({"minilm_bundle", "minilm_folder", "tiny_server"})
+SLOW_FOLDERS = frozenset({"deploy", "hostile", "loadtest"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.path)).relative_to(TESTS).parts[0]
+        # "minilm" in the name: parametrized over the MiniLM bundle by name (getfixturevalue), so not a fixture
+        if (folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or "minilm" in item.name.lower()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def system_tool() -> Callable[[str, str], str]:
+    """The path of a Debian tool the test drives for real; a missing one fails the test with one line that
+    names the package (never a skip: a skipped check would pass for a missing install)."""
+
+    def find(command: str, package: str) -> str:
+        path = shutil.which(command) or next((f"{d}/{command}" for d in ("/usr/sbin", "/usr/bin")
+                                              if Path(f"{d}/{command}").exists()), None)
+        if path is None:
+            pytest.fail(f"{command} is missing: install Debian's {package} (apt-get install {package}; "
+                        "make test does it through make system-deps)", pytrace=False)
+        return path
+
+    return find
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..context import get_context
-from ..dispatch import ClientGone, run_sequences
+from ..context import get_engine
 from ..limits import attention_selection, check_attention_values
-from ..postprocess import b64, keep_attentions, pooled_vector
+from ..pool import b64, keep_attentions
+from ..respond import json_response, pooled_vectors
 from ..schemas import EncodeRequest, EncodeResponse
-from .common import json_response, sequences_from
+from ..submit import ClientGone, run_sequences
+from ..tokenize import sequences_from
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -28,19 +29,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/encode", response_model=EncodeResponse, responses=ERRORS)
 async def encode(body: EncodeRequest, request: Request) -> Response:
     """Encode texts or token id lists; see the README for every option."""
-    ctx = get_context(request)
-    bundle, settings = ctx.bundle, ctx.settings
-    assert bundle is not None and ctx.batcher is not None
+    ctx, engine = get_engine(request)
+    bundle, settings = engine.bundle, ctx.settings
     kind = "texts" if body.texts is not None else "tokens"
     layers, heads = (
         attention_selection(body.attention_layers, body.attention_heads, bundle) if body.return_attentions
         else ([], None)
     )
-    sequences, strings = await sequences_from(ctx, kind, body.texts, body.tokens, body.truncate)
+    sequences, strings = await sequences_from(ctx, engine, kind, body.texts, body.tokens, body.truncate)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, settings)
     try:
-        results = await run_sequences(request, ctx.batcher, sequences, body.return_attentions,
+        results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,
                                       settings.request_timeout_s,
                                       keep_attentions(layers, heads) if body.return_attentions else None)
     except ClientGone:
@@ -56,10 +56,9 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
         values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
 
     def build() -> dict[str, Any]:
-        out: dict[str, Any] = {"model": ctx.model_name}
+        out: dict[str, Any] = {"model": engine.name}
         if pooling != "none":
-            vectors = [pooled_vector(r, pooling, bundle.serving["pooling"], normalize) for r in results]
-            out["embeddings"] = [b64(v) for v in vectors] if base64 else vectors
+            out["embeddings"] = pooled_vectors(results, pooling, bundle.serving["pooling"], normalize, base64)
         if body.return_token_embeddings:
             out["token_embeddings"] = [b64(r.hidden) if base64 else r.hidden for r in results]
         if body.return_attentions:

@@ -1,4 +1,4 @@
-"""Liveness, readiness, model description (behind API keys when set) and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics (never behind API keys)."""
 
 from __future__ import annotations
 
@@ -24,34 +24,6 @@ async def readyz(request: Request) -> Response:
     if ctx.ready:
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "not ready"}, status_code=503)
-
-
-@router.get("/v1/models")
-async def models(request: Request) -> dict:
-    """The served model, OpenAI-style, with what a client needs to know about it."""
-    ctx = get_context(request)
-    bundle = ctx.bundle
-    assert bundle is not None and ctx.runtime is not None
-    return {
-        "object": "list",
-        "data": [{
-            "id": ctx.model_name,
-            "object": "model",
-            "owned_by": "attnserve",
-            "version": bundle.config.get("version"),
-            "dimensions": bundle.dimensions,
-            "max_length": bundle.max_length,
-            "layers": bundle.n_layers,
-            "heads": bundle.n_heads,
-            "vocab_size": bundle.vocab_size,
-            "pooling": bundle.serving["pooling"],
-            "normalize": bundle.serving["normalize"],
-            "has_tokenizer": ctx.tokenizer is not None,
-            "execution_provider": ctx.runtime.provider,
-            "graphs": {"default": ctx.runtime.graph_kinds[False], "attentions": ctx.runtime.graph_kinds[True],
-                       "batches": ctx.runtime.batch_graph},
-        }],
-    }
 
 
 @router.get("/metrics")

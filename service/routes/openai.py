@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..context import get_context
-from ..dispatch import ClientGone, run_sequences
+from ..context import get_engine
 from ..errors import ApiError
-from ..postprocess import b64, pooled_vector
+from ..respond import json_response, pooled_vectors
 from ..schemas import EmbeddingsRequest, EmbeddingsResponse
-from .common import json_response, sequences_from
+from ..submit import ClientGone, run_sequences
+from ..tokenize import sequences_from
 from .encode import ERRORS
 
 router = APIRouter()
@@ -22,11 +22,10 @@ router = APIRouter()
              responses={**ERRORS, 404: {"description": "Unknown model"}})
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     """Pooled, normalized as the bundle says; inputs longer than the model's maximum are refused (422)."""
-    ctx = get_context(request)
-    bundle = ctx.bundle
-    assert bundle is not None and ctx.batcher is not None
-    if body.model != ctx.model_name:
-        raise ApiError(404, f"model: unknown model {body.model!r}; this server serves {ctx.model_name!r}", "model")
+    ctx, engine = get_engine(request)
+    bundle = engine.bundle
+    if body.model != engine.name:
+        raise ApiError(404, f"model: unknown model {body.model!r}; this server serves {engine.name!r}", "model")
     if body.dimensions is not None and body.dimensions != bundle.dimensions:
         raise ApiError(422, f"dimensions: this model gives {bundle.dimensions} dimensions, not {body.dimensions}",
                        "dimensions")
@@ -42,21 +41,18 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         token_lists = [body.input]  # type: ignore[list-item]
     else:
         token_lists = body.input  # type: ignore[assignment]
-    sequences, _ = await sequences_from(ctx, "input", texts, token_lists, truncate=None)
+    sequences, _ = await sequences_from(ctx, engine, "input", texts, token_lists, truncate=None)
     try:
-        results = await run_sequences(request, ctx.batcher, sequences, False, ctx.settings.request_timeout_s)
+        results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)
     except ClientGone:
         return Response(status_code=499)
     pooling, normalize = bundle.serving["pooling"], bundle.serving["normalize"]
     total = sum(len(s) for s in sequences)
 
     def build() -> dict[str, Any]:
-        data = []
-        for i, r in enumerate(results):
-            vector = pooled_vector(r, pooling, pooling, normalize)
-            data.append({"object": "embedding", "index": i,
-                         "embedding": b64(vector) if body.encoding_format == "base64" else vector})
-        return {"object": "list", "data": data, "model": ctx.model_name,
+        vectors = pooled_vectors(results, pooling, pooling, normalize, body.encoding_format == "base64")
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": engine.name,
                 "usage": {"prompt_tokens": total, "total_tokens": total}}
 
     return await json_response(ctx, build, len(results) * bundle.dimensions)

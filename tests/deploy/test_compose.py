@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,9 +13,8 @@ PROFILES = [[], ["cpu"], ["scale"], ["loadtest"], ["monitoring"], ["scale", "loa
 
 
 @pytest.mark.parametrize("profiles", PROFILES, ids=["default", "cpu", "scale", "loadtest", "monitoring", "all"])
-def test_compose_config_is_valid(profiles: list[str]) -> None:
-    compose = shutil.which("docker-compose")
-    assert compose, "Debian's docker-compose is missing: make test installs it (make system-deps)"
+def test_compose_config_is_valid(profiles: list[str], system_tool) -> None:
+    compose = system_tool("docker-compose", "docker-compose")
     args = [compose, "-f", str(ROOT / "docker-compose.yml")]
     for p in profiles:
         args += ["--profile", p]

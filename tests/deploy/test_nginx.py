@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import string
 import subprocess
@@ -32,9 +31,8 @@ def replicas(tiny_bundle: Path, tmp_path: Path) -> Iterator[list[Server]]:
 
 
 @pytest.fixture
-def nginx(replicas: list[Server], tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(binary).exists(), "Debian's nginx is missing: make test installs it (make system-deps)"
+def nginx(replicas: list[Server], tmp_path: Path, system_tool) -> Iterator[str]:
+    binary = system_tool("nginx", "nginx-light")
     port = free_port()
     servers = " ".join(f"server 127.0.0.1:{r.port} max_fails=3 fail_timeout=10s;" for r in replicas)
     site = render(ROOT / "deploy" / "nginx" / "attnserve.conf.template",

@@ -176,7 +176,7 @@ def test_tiny_graphs_run_directly_equal_pytorch(tiny_bundle: Path, graph: str) -
 
 
 def _packed_inputs(lengths: list[int], vocab: int, seed: int = 0) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """Packed inputs built by hand (independently of service.packing): sequences one after another."""
+    """Packed inputs built by hand (independently of bundle.packing): sequences one after another."""
     rng = np.random.default_rng(seed)
     seqs = [rng.integers(1, vocab, n, dtype=np.int64) for n in lengths]
     b, s = len(lengths), max(lengths)

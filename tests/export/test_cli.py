@@ -13,7 +13,7 @@ import pytest
 
 def attnserve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", "attnserve", *args], capture_output=True, text=True, timeout=600, check=False
     )
 
 

@@ -30,7 +30,7 @@ def poisoned(tiny_bundle: Path) -> Iterator[tuple[str, list[int]]]:
     ctx = app.state.ctx
     load_context(ctx)
     batch_sizes: list[int] = []
-    honest = ctx.runtime.run
+    honest = ctx.engine.runtime.run
 
     def run(sequences: list[np.ndarray], attentions: bool, alone: bool = False) -> list:
         if any(POISON in s for s in sequences):
@@ -38,7 +38,7 @@ def poisoned(tiny_bundle: Path) -> Iterator[tuple[str, list[int]]]:
             raise RuntimeError("the runtime refused this batch")
         return honest(sequences, attentions, alone)
 
-    ctx.batcher.use_runner(run)
+    ctx.engine.batcher.use_runner(run)
     server = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadtest.bench import summarize
+from loadtest.report import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_writes_table_json_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     run = subprocess.run(
-        [sys.executable, "loadtest/bench.py", "--model", str(tiny_bundle), "--output", str(out), "--seconds", "0.5",
+        [sys.executable, "-m", "loadtest.bench", "--model", str(tiny_bundle), "--output", str(out), "--seconds", "0.5",
          "--concurrency", "1,4", "--rounds", "1", "--port", "18765"],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )

@@ -54,7 +54,7 @@ class Server:
         self.log = log
         self._log_file = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--model", str(bundle), "--port", str(self.port)],
+            [sys.executable, "-m", "attnserve", "serve", "--model", str(bundle), "--port", str(self.port)],
             env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
 

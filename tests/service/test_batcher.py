@@ -366,3 +366,24 @@ def test_finish_reduces_each_result_in_the_worker() -> None:
         assert asyncio.run(main()) == [30, 30]
     finally:
         batcher.stop()
+
+
+def test_a_runner_returning_the_wrong_count_fails_every_request_in_it() -> None:
+    calls: list[int] = []
+
+    def one_too_many(sequences: list[np.ndarray], attentions: bool) -> list[int]:
+        calls.append(len(sequences))
+        return [int(s[0]) for s in sequences] + [0]
+
+    batcher = _batcher(one_too_many, max_queue_delay_s=0.2, workers=1)
+
+    async def main():
+        futures = batcher.submit([np.array([1]), np.array([2])], False, 10)
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert calls == [2, 1, 1]  # the batch, then each alone
+    assert all(isinstance(o, BatchFailed) for o in outcomes)

@@ -3,7 +3,6 @@ against a live local service."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +27,8 @@ def server(minilm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    binary, driver = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
-    assert driver and Path(binary).exists(), "Debian's chromium and chromium-driver are missing (make system-deps)"
+def browser(system_tool) -> Iterator[webdriver.Chrome]:
+    binary, driver = system_tool("chromium", "chromium"), system_tool("chromedriver", "chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

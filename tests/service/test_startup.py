@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from bundle import BundleError, load_bundle
 from service.app import create_app
-from service.bundle import BundleError, load_bundle
 from service.runtime import Runtime, choose_providers
 from service.settings import Settings
 
@@ -47,7 +48,7 @@ def test_a_lone_batch_gets_every_core_with_the_same_numbers(tiny_bundle: Path, m
 
     monkeypatch.setattr("service.runtime.os.sched_getaffinity", lambda _: {0, 1, 2, 3})
     runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle))
-    assert runtime.workers == 2 and runtime.lone_session is not None
+    assert runtime.plan.workers == 2 and runtime.lone_session is not None
     assert runtime.lone_session.get_session_options().intra_op_num_threads == 4
     assert runtime.sessions[False].get_session_options().intra_op_num_threads == 2
 
@@ -71,8 +72,8 @@ def test_batches_run_on_the_packed_graph_with_the_padded_graphs_numbers(minilm_b
     bundle = load_bundle(minilm_bundle)
     packed = Runtime(bundle, Settings(model=minilm_bundle, lone_batch_all_cores=False))
     padded = Runtime(bundle, Settings(model=minilm_bundle, graph="default"))
-    assert (packed.batch_graph, packed.packed_session is not None) == ("packed", True)
-    assert (padded.batch_graph, padded.packed_session) == ("default", None)
+    assert (packed.plan.batch_graph, packed.packed_session is not None) == ("packed", True)
+    assert (padded.plan.batch_graph, padded.packed_session) == ("default", None)
     rng = np.random.default_rng(0)
     sequences = [rng.integers(1000, 30000, n, dtype=np.int64) for n in (30, 1, 12, 7)]
     for got, want in zip(packed.run(sequences, False), padded.run(sequences, False), strict=True):
@@ -131,17 +132,17 @@ def test_packed_graph_is_optional_unless_asked_for(bundle_copy: Path) -> None:
     _edit_config(bundle_copy, drop_packed)
     (bundle_copy / "model_packed.onnx").unlink()
     bundle = load_bundle(bundle_copy)
-    assert Runtime(bundle, Settings(model=bundle_copy)).batch_graph == "optimized"  # an older bundle still serves
+    assert Runtime(bundle, Settings(model=bundle_copy)).plan.batch_graph == "optimized"  # an older bundle still serves
     with pytest.raises(BundleError, match="ATTNSERVE_GRAPH=packed but the bundle has no packed graph"):
         Runtime(bundle, Settings(model=bundle_copy, graph="packed"))
 
 
 def test_the_batcher_takes_the_packed_graphs_padding_limit(tiny_bundle: Path) -> None:
     with TestClient(create_app(Settings(model=tiny_bundle, packed_padding_ratio=1.7))) as client:
-        assert client.app.state.ctx.batcher.max_padding_ratio == 1.7
+        assert client.app.state.ctx.engine.batcher.max_padding_ratio == 1.7
         assert client.get("/v1/models").json()["data"][0]["graphs"]["batches"] == "packed"
     with TestClient(create_app(Settings(model=tiny_bundle, graph="optimized", max_padding_ratio=1.2))) as client:
-        assert client.app.state.ctx.batcher.max_padding_ratio == 1.2
+        assert client.app.state.ctx.engine.batcher.max_padding_ratio == 1.2
 
 
 def test_graph_that_disagrees_with_config_is_refused(bundle_copy: Path) -> None:
@@ -176,7 +177,8 @@ def test_missing_graph_file_is_named(bundle_copy: Path) -> None:
 
 def test_other_format_version_is_refused(bundle_copy: Path) -> None:
     _edit_config(bundle_copy, lambda cfg: cfg.update(format_version=99))
-    with pytest.raises(BundleError, match="format_version 99"):
+    with pytest.raises(BundleError, match="format 'attnserve-bundle' version 99; this attnserve reads "
+                                          "'attnserve-bundle' version 1 only: export the bundle again"):
         load_bundle(bundle_copy)
 
 
@@ -204,7 +206,7 @@ def test_not_ready_until_loaded(tiny_bundle: Path) -> None:
 
 
 def test_serve_with_a_missing_bundle_says_how_to_fix_it(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--model", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "attnserve", "serve", "--model", str(tmp_path / "nope")],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -212,7 +214,7 @@ def test_serve_with_a_missing_bundle_says_how_to_fix_it(tmp_path: Path) -> None:
 
 
 def test_serve_with_a_bad_setting(tmp_path: Path, tiny_bundle: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--model", str(tiny_bundle)],
+    result = subprocess.run([sys.executable, "-m", "attnserve", "serve", "--model", str(tiny_bundle)],
                             capture_output=True, text=True, timeout=120, check=False,
                             env={"ATTNSERVE_MAX_BATCH_SIZE": "0", "PATH": ""})
     assert result.returncode == 2
@@ -265,3 +267,28 @@ def test_vocab_size_past_the_graphs_embedding_table_is_refused(bundle_copy: Path
 
 def test_vocab_size_that_fits_the_table_passes(tiny_bundle: Path) -> None:
     Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle)).check_vocabulary()
+
+
+def test_another_format_is_refused(bundle_copy: Path) -> None:
+    _edit_config(bundle_copy, lambda cfg: cfg.update(format="someone-elses-bundle"))
+    with pytest.raises(BundleError, match="format 'someone-elses-bundle' version 1"):
+        load_bundle(bundle_copy)
+
+
+def test_serve_help_lists_every_setting_with_its_default() -> None:
+    result = subprocess.run([sys.executable, "-m", "attnserve", "serve", "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "400"})
+    assert result.returncode == 0, result.stderr
+    for name, field in Settings.model_fields.items():
+        flag = f"--{name.replace('_', '-')}"
+        assert flag in result.stdout and f"[ATTNSERVE_{name.upper()}; default: " in result.stdout, name
+        assert field.description.split(":")[0].replace("%", "") in result.stdout.replace("%%", "%"), name
+
+
+def test_a_serve_flag_overrides_the_environment(tiny_bundle: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "attnserve", "serve", "--model", str(tiny_bundle),
+                             "--max-batch-size", "0"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "ATTNSERVE_MAX_BATCH_SIZE": "8"})
+    assert result.returncode == 2
+    assert "setting max_batch_size (ATTNSERVE_MAX_BATCH_SIZE): Input should be greater than or equal to 1" \
+        in result.stderr

@@ -1,4 +1,5 @@
-"""Queue a request's sequences and wait for them: overload, timeout and a client that went away."""
+"""The submit stage: queue a request's sequences with the batcher and wait for them: overload, timeout and a
+client that went away."""
 
 from __future__ import annotations
 

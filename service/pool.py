@@ -1,4 +1,4 @@
-"""Results -> response parts: pooling, normalization, attention selection, base64 encoding."""
+"""The pool stage: results -> response parts (pooling, normalization, attention selection, base64)."""
 
 from __future__ import annotations
 

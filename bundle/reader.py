@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,17 +9,21 @@ from typing import Any
 
 import numpy as np
 
-SUPPORTED_FORMAT_VERSION = 1
-
-
-class BundleError(RuntimeError):
-    """The bundle cannot be served; the message says how to fix it."""
+from .checksums import sha256
+from .config import EncoderConfig
+from .errors import BundleError
+from .format import FORMAT, FORMAT_VERSION
 
 
 @dataclass(frozen=True)
 class Bundle:
     path: Path
     config: dict[str, Any]
+
+    @property
+    def architecture(self) -> EncoderConfig:
+        """The encoder's config, typed: the same dataclass the model package builds the encoder from."""
+        return EncoderConfig.from_dict(self.config["architecture"])
 
     @property
     def name(self) -> str:
@@ -81,15 +84,6 @@ class Bundle:
         return self.path / name if name else None
 
 
-def sha256(path: Path) -> str:
-    """The checksum config.json records for every bundle file (export writes it, the service checks it)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
     path = Path(path)
     config_file = path / "config.json"
@@ -102,10 +96,11 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise BundleError(f"{config_file} is not valid JSON ({exc}); export the bundle again") from None
-    if config.get("format_version") != SUPPORTED_FORMAT_VERSION:
+    if config.get("format") not in (None, FORMAT) or config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{config_file} has format_version {config.get('format_version')!r}; this service reads "
-            f"{SUPPORTED_FORMAT_VERSION}: export the bundle again with this version of attnserve"
+            f"{config_file} has format {config.get('format')!r} version {config.get('format_version')!r}; this "
+            f"attnserve reads {FORMAT!r} version {FORMAT_VERSION} only: export the bundle again with this version "
+            "of attnserve (or serve it with the attnserve that wrote it)"
         )
     for kind in ("default", "attentions"):
         if kind not in config.get("graphs", {}):

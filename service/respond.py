@@ -1,4 +1,5 @@
-"""Steps both inference routes share: inputs -> checked token sequences, and serialization."""
+"""The response stage, shared by every route: pooled vectors in the asked format, and JSON built and sent in
+pieces when large, so that neither step holds the event loop for long."""
 
 from __future__ import annotations
 
@@ -11,46 +12,12 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..context import Context
-from ..errors import ApiError
-from ..limits import check_inputs, check_token_lists, check_total_tokens, too_long_message
-from ..tokenizer import TooLong
+from .context import Context
+from .pool import b64, pooled_vector
+from .runtime import SequenceResult
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 OFFLOAD_VALUES = 50_000  # responses larger than this many numbers serialize off the event loop
-# Texts up to this many characters in all are tokenized on the event loop (~40 us for a 100-character
-# sentence): the hop to the worker pool costs more than that and, at 64 clients, waited 4-7 ms for a thread.
-INLINE_TOKENIZE_CHARS = 2_000
-
-
-async def sequences_from(
-    ctx: Context, kind: str, texts: list[str] | None, token_lists: list[list[int]] | None, truncate: bool | None
-) -> tuple[list[np.ndarray], list[list[str]] | None]:
-    """Validated token id arrays (and token strings for texts), or an ApiError naming the field. ``truncate``
-    None: the route has no such option (inputs past the maximum are refused, with a hint that fits)."""
-    assert ctx.bundle is not None
-    count = len(texts) if texts is not None else len(token_lists or [])
-    check_inputs(kind, count, texts, ctx.settings)
-    if texts is None:
-        sequences = check_token_lists(kind, token_lists or [], ctx.bundle, truncate)
-        strings = None
-    else:
-        if ctx.tokenizer is None:
-            raise ApiError(422, f"{kind}: this model's bundle has no tokenizer; send token ids instead", kind)
-        started = time.perf_counter()
-        try:
-            if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
-                encoded = ctx.tokenizer.encode(texts, bool(truncate))
-            else:
-                encoded = await ctx.offload(ctx.tokenizer.encode, texts, bool(truncate))
-        except TooLong as exc:
-            raise ApiError(422, too_long_message(kind, exc.index, exc.length, exc.limit, truncate is not None),
-                           f"{kind}[{exc.index}]") from None
-        ctx.metrics.tokenize_seconds.observe(time.perf_counter() - started)
-        sequences = [e.ids for e in encoded]
-        strings = [e.tokens or [] for e in encoded]
-    check_total_tokens(kind, sequences, ctx.settings)
-    return sequences, strings
 
 
 CHUNK_VALUES = 262_144  # numbers per orjson call when serializing a big body (~10 ms each)
@@ -116,3 +83,10 @@ async def json_response(ctx: Context, build: Callable[[], dict[str, Any]], value
         response = Response(orjson.dumps(build(), option=JSON_OPTIONS), media_type="application/json")
     ctx.metrics.serialize_seconds.observe(time.perf_counter() - started)
     return response
+
+
+def pooled_vectors(results: list[SequenceResult], pooling: str, default_pooling: str, normalize: bool,
+                   base64: bool) -> list[np.ndarray] | list[str]:
+    """One vector per input, as every route returns them: floats, or base64 of little-endian float32."""
+    vectors = [pooled_vector(r, pooling, default_pooling, normalize) for r in results]
+    return [b64(v) for v in vectors] if base64 else vectors

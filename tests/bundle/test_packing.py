@@ -1,11 +1,11 @@
-"""service.packing against hand-built layouts and NumPy means."""
+"""bundle.packing against hand-built layouts and NumPy means."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from service.packing import pack, pool
+from bundle.packing import pack, pool
 
 
 def test_pack_lays_tokens_out_one_after_another() -> None:

