@@ -19,11 +19,13 @@ ENV VIRTUAL_ENV=/opt/attnserve PATH=/opt/attnserve/bin:$PATH PYTHONUNBUFFERED=1 
 RUN python3 -m venv $VIRTUAL_ENV && pip install --no-cache-dir --upgrade pip
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY attnserve ./attnserve
+COPY bundle ./bundle
 COPY models ./models
 COPY export ./export
 COPY service ./service
 # The base install of attnserve is the serving install: no torch, no transformers.
-RUN pip install --no-cache-dir . && python -c "import service.app" \
+RUN pip install --no-cache-dir . && python -c "import service.app, attnserve.cli" \
     && ! python -c "import torch" 2>/dev/null
 RUN useradd --system --uid 10001 --no-create-home attnserve
 USER attnserve
@@ -40,6 +42,8 @@ ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
 WORKDIR /app
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./
+COPY attnserve ./attnserve
+COPY bundle ./bundle
 COPY models ./models
 COPY export ./export
 COPY service ./service

@@ -70,3 +70,17 @@ def test_dockerfile_serving_image_has_no_torch_and_runs_as_non_root() -> None:
     assert '! python -c "import torch"' in serve  # the build fails if torch sneaks in
     assert "USER attnserve" in serve and "HEALTHCHECK" in serve and "/readyz" in serve
     assert "nvidia/cuda:13" in text and "cudnn" in text
+
+
+@pytest.mark.parametrize("stage", ["serve", "export"])
+def test_every_installed_package_is_copied_into_the_python_images(stage: str) -> None:
+    """pip install . in the image needs every package pyproject lists (a new top-level package once
+    was not copied: the image would not have built)."""
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    tops = {p.split(".")[0] for p in packages}
+    text = (ROOT / "Dockerfile").read_text()
+    body = text.split(f"AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+    copied = {line.split()[1] for line in body.splitlines() if line.startswith("COPY ") and "--from" not in line}
+    assert tops <= copied, f"{stage}: not copied: {sorted(tops - copied)}"
