@@ -54,6 +54,16 @@ class Bundle:
         return int(self.serving["vocab_size"])
 
     @property
+    def pooling(self) -> str:
+        """The default pooling of the served vectors: "mean" or "cls"."""
+        return str(self.serving["pooling"])
+
+    @property
+    def normalize(self) -> bool:
+        """Whether served vectors are L2-normalized by default."""
+        return bool(self.serving["normalize"])
+
+    @property
     def pad_token_id(self) -> int:
         return int(self.serving["pad_token_id"])
 

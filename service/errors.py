@@ -62,7 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":
             return error_response(400, "request body is not valid JSON", "body")
         param = field_path(tuple(first.get("loc", ("body",))))
-        return error_response(422, f"{param}: {first.get('msg', 'invalid value')}", param)
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")  # pydantic's prefix
+        return error_response(422, f"{param}: {message}", param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

@@ -46,8 +46,8 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     except ClientGone:
         return Response(status_code=499)
 
-    pooling = body.pooling or bundle.serving["pooling"]
-    normalize = bundle.serving["normalize"] if body.normalize is None else body.normalize
+    pooling = body.pooling or bundle.pooling
+    normalize = bundle.normalize if body.normalize is None else body.normalize
     total = sum(len(s) for s in sequences)
     base64 = body.encoding_format == "base64"
     values = (len(results) if pooling != "none" else 0) * bundle.dimensions
@@ -58,7 +58,7 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     def build() -> dict[str, Any]:
         out: dict[str, Any] = {"model": engine.name}
         if pooling != "none":
-            out["embeddings"] = pooled_vectors(results, pooling, bundle.serving["pooling"], normalize, base64)
+            out["embeddings"] = pooled_vectors(results, pooling, bundle.pooling, normalize, base64)
         if body.return_token_embeddings:
             out["token_embeddings"] = [b64(r.hidden) if base64 else r.hidden for r in results]
         if body.return_attentions:

@@ -46,7 +46,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)
     except ClientGone:
         return Response(status_code=499)
-    pooling, normalize = bundle.serving["pooling"], bundle.serving["normalize"]
+    pooling, normalize = bundle.pooling, bundle.normalize
     total = sum(len(s) for s in sequences)
 
     def build() -> dict[str, Any]:

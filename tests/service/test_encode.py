@@ -12,6 +12,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from service.runtime import choose_providers
+
 SENTENCES = [
     "A man is playing a guitar.",
     "Zürich, São Paulo, Kraków and 東京 are cities; naïve café façade — ½ € ✓.",
@@ -169,9 +171,10 @@ def test_minilm_attentions_equal_transformers(minilm_client: TestClient, minilm_
 
 def test_models_route_describes_the_model(minilm_client: TestClient) -> None:
     (model,) = minilm_client.get("/v1/models").json()["data"]
+    provider = choose_providers("auto")[0][0]  # CUDA on a GPU host, else the CPU
     assert {k: model[k] for k in ("id", "dimensions", "max_length", "layers", "heads", "execution_provider")} == {
         "id": "all-MiniLM-L6-v2", "dimensions": 384, "max_length": 256, "layers": 6, "heads": 12,
-        "execution_provider": "CPUExecutionProvider",
+        "execution_provider": provider,
     }
 
 
@@ -183,8 +186,16 @@ def test_health_and_ready(minilm_client: TestClient) -> None:
 
 
 def test_metrics_are_exposed(minilm_client: TestClient) -> None:
-    minilm_client.post("/encode", json={"texts": ["metrics"]})
+    def count(text: str, sample: str) -> float:
+        line = next((x for x in text.splitlines() if x.startswith(sample + " ")), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before = minilm_client.get("/metrics").text
+    minilm_client.post("/encode", json={"texts": ["metrics", "two"]})
     text = minilm_client.get("/metrics").text
+    ok = 'attnserve_requests_total{route="/encode",status="200"}'
+    assert count(text, ok) - count(before, ok) == 1
+    assert count(text, "attnserve_sequences_total") - count(before, "attnserve_sequences_total") == 2
     for name in ("attnserve_requests_total", "attnserve_request_duration_seconds_bucket",
                  "attnserve_queue_duration_seconds_bucket", "attnserve_inference_duration_seconds_bucket",
                  "attnserve_queue_depth", "attnserve_batch_size_bucket", "attnserve_batch_tokens_bucket",
