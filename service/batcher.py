@@ -245,10 +245,7 @@ class Batcher:
         started = time.monotonic()
         runner = self._lone_runner if alone and self._lone_runner is not None else self._runner
         try:
-            results = runner([p.ids for p in batch], batch[0].attentions)
-            if len(results) != len(batch):
-                raise RuntimeError(f"runner returned {len(results)} results for {len(batch)} sequences")
-            results = [r if p.finish is None else p.finish(r) for p, r in zip(batch, results, strict=True)]
+            results = self._results(runner, batch)
         except Exception:
             log.exception("inference failed for a batch of %d sequences%s", len(batch),
                           "; running each alone" if len(batch) > 1 else "")
@@ -265,6 +262,14 @@ class Batcher:
                 len(batch), max(lengths) * len(batch), sum(lengths), [started - p.enqueued for p in batch], seconds
             )
 
+    @staticmethod
+    def _results(runner: Runner, items: list[Pending]) -> list[Any]:
+        """One call; exactly one result per sequence (else an error for all of them), each reduced by its finish."""
+        results = runner([p.ids for p in items], items[0].attentions)
+        if len(results) != len(items):
+            raise RuntimeError(f"runner returned {len(results)} results for {len(items)} sequences")
+        return [r if p.finish is None else p.finish(r) for p, r in zip(items, results, strict=True)]
+
     def _run_each(self, batch: list[Pending]) -> None:
         """After a failed batch: one sequence at a time, so only a sequence that fails alone fails (an innocent
         request must not pay for the one that shared its batch)."""
@@ -272,10 +277,7 @@ class Batcher:
             if item.future.done():
                 continue
             try:
-                results = self._runner([item.ids], item.attentions)
-                if len(results) != 1:
-                    raise RuntimeError(f"runner returned {len(results)} results for 1 sequence")
-                results = [results[0] if item.finish is None else item.finish(results[0])]
+                results = self._results(self._runner, [item])
             except Exception:
                 log.exception("inference failed for a sequence of %d tokens", len(item))
                 self._fail([item], BatchFailed())
