@@ -15,7 +15,7 @@ from .engine import build_engine
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import RequestMetrics, SecurityHeaders
-from .routes import encode, health, models, openai
+from .routes import encode, health, models, openai, v2
 from .routes.explorer import explorer_router
 from .settings import Settings
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(v2.router)
     if settings.explorer:
         app.include_router(explorer_router())
     # the last added runs first: metrics see every answer, keys are checked before a body is read

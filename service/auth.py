@@ -1,4 +1,4 @@
-"""Optional API keys: with ATTNSERVE_API_KEYS set, the inference and model routes need
+"""Optional API keys: with ATTNSERVE_API_KEYS set, the inference and model routes (/v2/models/... too) need
 'Authorization: Bearer <key>', checked before the body is read, so a client without a key learns nothing
 about its body (401, never 400, 413 or 422). Health, readiness, metrics, the docs and the explorer page stay
 public: probes and scrapers need no key, and the schema and the page hold no secret (the page sends the key
@@ -32,11 +32,12 @@ class ApiKeys:
         self.app, self.keys = app, keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.keys and scope["type"] == "http" and scope["path"] in PROTECTED:
+        path = scope.get("path", "")
+        if self.keys and scope["type"] == "http" and (path in PROTECTED or path.startswith("/v2/models")):
             authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
             if not key_matches(authorization.decode("latin-1"), self.keys):
                 refusal = error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                                         "authorization", {"WWW-Authenticate": "Bearer"})
+                                         "authorization", {"WWW-Authenticate": "Bearer"}, path)
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -11,10 +11,13 @@ import asyncio
 import email.message
 
 import numpy as np
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
+from .kserve import HEADER
+
+# status, message, param, extra headers
+Refusal = tuple[int, str, str | None, dict[str, str] | None]
 
 # A JSON value starts after one of these outside a string (or at the start): an upper bound on the values.
 _SEPARATORS = np.zeros(256, dtype=bool)
@@ -66,22 +69,28 @@ class BodyReader:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        refusal = self._refuse_headers(headers)
+        # the Open Inference Protocol's binary extension: a JSON header of this length, then raw tensors
+        json_length = headers.get(HEADER)
+        refusal = self._refuse_headers(headers, binary=json_length is not None)
+        body: bytes | None = None
         if refusal is None:
             try:
-                body = await asyncio.wait_for(self._read(receive), self.timeout_s)
+                read = await asyncio.wait_for(self._read(receive), self.timeout_s)
             except TimeoutError:
-                refusal = error_response(408, f"the request body did not arrive within {self.timeout_s:g} s "
-                                              "(body_timeout_s)", "body", {"Connection": "close"})
+                refusal = (408, f"the request body did not arrive within {self.timeout_s:g} s (body_timeout_s)",
+                           "body", {"Connection": "close"})
             else:
-                if body is None:  # the client left before sending it all
+                if read is None:  # the client left before sending it all
                     return
-                if isinstance(body, bytes):
-                    refusal = await self._refuse_body(body)
+                if isinstance(read, bytes):
+                    body = read
+                    json_part = body[: int(json_length)] if json_length and json_length.isdigit() else body
+                    refusal = await self._refuse_body(json_part)
                 else:
-                    refusal = body
+                    refusal = read
         if refusal is not None:
-            await refusal(scope, receive, send)
+            status, message, param, extra = refusal
+            await error_response(status, message, param, extra, scope["path"])(scope, receive, send)
             return
         first: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -91,24 +100,23 @@ class BodyReader:
 
         await self.app(scope, replay, send)
 
-    def _refuse_headers(self, headers: dict[str, str]) -> Response | None:
+    def _refuse_headers(self, headers: dict[str, str], binary: bool) -> Refusal | None:
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
-            return error_response(415, f"content-encoding {encoding} is not supported; send the body uncompressed",
-                                  "content-encoding")
+            return 415, f"content-encoding {encoding} is not supported; send the body uncompressed", \
+                "content-encoding", None
         content_type = headers.get("content-type")
-        if not _is_json(content_type):
-            return error_response(415, f"content-type {content_type} is not supported; send application/json",
-                                  "content-type")
+        if not (_is_json(content_type) or (binary and content_type == "application/octet-stream")):
+            return 415, f"content-type {content_type} is not supported; send application/json", "content-type", None
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             return self._too_large()
         return None
 
-    def _too_large(self) -> Response:
-        return error_response(413, f"request body exceeds {self.max_bytes} bytes (max_body_bytes)", "body")
+    def _too_large(self) -> Refusal:
+        return 413, f"request body exceeds {self.max_bytes} bytes (max_body_bytes)", "body", None
 
-    async def _read(self, receive: Receive) -> bytes | Response | None:
+    async def _read(self, receive: Receive) -> bytes | Refusal | None:
         body = bytearray()
         while True:
             message = await receive()
@@ -120,11 +128,11 @@ class BodyReader:
             if not message.get("more_body", False):
                 return bytes(body)
 
-    async def _refuse_body(self, body: bytes) -> Response | None:
+    async def _refuse_body(self, body: bytes) -> Refusal | None:
         if len(body) < _SCAN_FROM_BYTES:
             return None
         values = await asyncio.get_running_loop().run_in_executor(None, json_values, body)
         if values > self.max_values:
-            return error_response(413, f"request body holds about {values} JSON values; at most {self.max_values} "
-                                       "(max_json_values)", "body")
+            return 413, f"request body holds about {values} JSON values; at most {self.max_values} " \
+                "(max_json_values)", "body", None
         return None

@@ -28,7 +28,12 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+                   headers: dict[str, str] | None = None, path: str = "") -> Response:
+    """OpenAI's shape; on the Open Inference Protocol's routes (/v2/...) that protocol's ``{"error": message}``,
+    which Triton's and KServe's clients read."""
+    if path.startswith("/v2/") or path == "/v2":
+        return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json",
+                        headers=headers)
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     body = {"error": {"message": message, "type": kind, "param": param,
                       "code": status}}
@@ -52,26 +57,26 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.message, exc.param, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.param, exc.headers, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
         if first.get("type") == "json_invalid":
-            return error_response(400, "request body is not valid JSON", "body")
+            return error_response(400, "request body is not valid JSON", "body", path=request.url.path)
         param = field_path(tuple(first.get("loc", ("body",))))
         message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")  # pydantic's prefix
-        return error_response(422, f"{param}: {message}", param)
+        return error_response(422, f"{param}: {message}", param, path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # FastAPI's only 400 is a body it could not parse (bad UTF-8, a number past 4300 digits, deep nesting)
         param = "body" if exc.status_code == 400 else None
-        return error_response(exc.status_code, str(exc.detail), param, getattr(exc, "headers", None))
+        return error_response(exc.status_code, str(exc.detail), param, getattr(exc, "headers", None), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the details")
+        return error_response(500, "internal error; the server log has the details", path=request.url.path)

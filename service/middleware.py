@@ -45,7 +45,8 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        path = scope["path"]
+        route = path if path in ROUTES else "/v2" if path.startswith("/v2") else "other"
         status: dict[str, Any] = {"code": 500}
         started = time.perf_counter()
 

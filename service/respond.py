@@ -58,13 +58,14 @@ def body_chunks(value: Any) -> list[bytes]:
     return chunks
 
 
-class ChunkedJSON(Response):
-    """A JSON body sent as several ASGI messages: the server writes ~1 MB at a time and waits for the socket in
+class Chunks(Response):
+    """A body sent as several ASGI messages: the server writes a piece at a time and waits for the socket in
     between, instead of copying the whole body into its write buffer on the event loop."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
-        super().__init__(None, media_type="application/json",
-                         headers={"content-length": str(sum(map(len, chunks)))})
+    def __init__(self, chunks: list[bytes], media_type: str = "application/json",
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(None, media_type=media_type,
+                         headers={**(headers or {}), "content-length": str(sum(map(len, chunks)))})
         self.chunks = chunks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,7 +79,7 @@ async def json_response(ctx: Context, build: Callable[[], dict[str, Any]], value
     worker pool, in pieces, so that neither step holds the loop for long."""
     started = time.perf_counter()
     if values > OFFLOAD_VALUES:
-        response: Response = ChunkedJSON(await ctx.offload(lambda: body_chunks(build())))
+        response: Response = Chunks(await ctx.offload(lambda: body_chunks(build())))
     else:
         response = Response(orjson.dumps(build(), option=JSON_OPTIONS), media_type="application/json")
     ctx.metrics.serialize_seconds.observe(time.perf_counter() - started)
