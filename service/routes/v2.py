@@ -22,6 +22,7 @@ from ..kserve import HEADER, ProtocolError, Tensor, read_request, requested_outp
 from ..limits import check_attention_values
 from ..pool import pooled_vector
 from ..respond import Chunks
+from ..settings import Settings
 from ..submit import ClientGone, run_sequences
 from ..tokenize import sequences_from
 
@@ -109,6 +110,25 @@ def _padded_attentions(rows: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
+def _check_padded(sequences: list[np.ndarray], outputs: dict[str, bool], engine: Engine,
+                  settings: Settings) -> None:
+    """This protocol's tensors are padded to the longest input, so one long input among many short ones would
+    make the answer far larger than the work: the padded sizes are held to the limits /encode applies to real
+    tokens (max_tokens_per_request) and to attention values (max_attention_values)."""
+    n, longest = len(sequences), max(len(s) for s in sequences)
+    if "last_hidden_state" in outputs and n * longest > settings.max_tokens_per_request:
+        raise ApiError(422, f"last_hidden_state: {n} inputs padded to {longest} tokens make {n * longest} rows; "
+                            f"at most {settings.max_tokens_per_request} (max_tokens_per_request). Send inputs of "
+                            "similar lengths together, or ask only for pooled")
+    if "attentions" in outputs:
+        bundle = engine.bundle
+        check_attention_values(sequences, bundle.n_layers, bundle.n_heads, settings)
+        values = n * longest**2 * bundle.n_layers * bundle.n_heads
+        if values > settings.max_attention_values:
+            raise ApiError(422, f"attentions: {n} inputs padded to {longest} tokens make {values} attention values; "
+                                f"at most {settings.max_attention_values} (max_attention_values)")
+
+
 @router.post("/models/{name}/infer")
 @router.post("/models/{name}/versions/{version}/infer")
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
@@ -139,8 +159,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     sequences, _ = await sequences_from(ctx, engine, kind, texts, token_lists, truncate)
     wants_attention = "attentions" in outputs
     bundle = engine.bundle
-    if wants_attention:
-        check_attention_values(sequences, bundle.n_layers, bundle.n_heads, ctx.settings)
+    _check_padded(sequences, outputs, engine, ctx.settings)
     try:
         results = await run_sequences(request, engine.batcher, sequences, wants_attention,
                                       ctx.settings.request_timeout_s)
@@ -160,7 +179,9 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
             head["id"] = header["id"]
         return write_response(head, [(o, arrays[o]()) for o in outputs], outputs)
 
-    values = sum(len(s) for s in sequences) * bundle.dimensions
+    longest = max(len(s) for s in sequences)
+    values = len(sequences) * longest * bundle.dimensions * (1 + bundle.n_layers * bundle.n_heads * longest
+                                                             // bundle.dimensions * wants_attention)
     pieces, json_length = build() if values < 50_000 else await ctx.offload(build)
     if json_length is None:
         return Chunks(pieces, "application/json")

@@ -89,3 +89,19 @@ def test_limits_are_those_of_encode(server: Server) -> None:
     r = httpx.post(f"{server.url}/v2/models/tiny/infer", json=body, timeout=30)
     assert r.status_code == 422
     assert r.json() == {"error": "input_ids[0]: 129 tokens; the model's maximum is 128 (shorten the input)"}
+
+
+def test_padding_cannot_blow_up_the_answer(tiny_bundle: Path, tmp_path: Path) -> None:
+    """One long input among many short ones: the padded per-token tensor would be far larger than the work."""
+    ids = [[7] * 128] + [[7] + [0] * 127] * 63
+    mask = [[1] * 128] + [[1] + [0] * 127] * 63
+    body = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [64, 128], "data": ids},
+                       {"name": "attention_mask", "datatype": "INT64", "shape": [64, 128], "data": mask}]}
+    with running_server(tiny_bundle, tmp_path / "server.log", max_tokens_per_request=4096) as server:
+        r = httpx.post(f"{server.url}/v2/models/tiny/infer", json=body, timeout=30)
+        assert r.status_code == 422
+        assert r.json()["error"] == (
+            "last_hidden_state: 64 inputs padded to 128 tokens make 8192 rows; at most 4096 "
+            "(max_tokens_per_request). Send inputs of similar lengths together, or ask only for pooled")
+        body["outputs"] = [{"name": "pooled"}]  # the same inputs without the padded tensor: 191 real tokens
+        assert httpx.post(f"{server.url}/v2/models/tiny/infer", json=body, timeout=30).status_code == 200
