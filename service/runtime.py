@@ -94,7 +94,7 @@ class Runtime:
         self.bundle = bundle
         providers, reason = choose_providers(settings.provider)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        graphs = {kind for kind in bundle.config["graphs"]}
+        graphs = set(bundle.config["graphs"])
         plan = make_plan(settings, providers[0], cores, graphs)
         # On a CPU, all sessions read the shared tables from one copy (on CUDA each session holds its own on the
         # device anyway). The arrays must outlive the sessions: the OrtValues point into them.

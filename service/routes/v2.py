@@ -19,9 +19,8 @@ from ..context import get_context, get_engine
 from ..engine import Engine
 from ..errors import ApiError
 from ..kserve import HEADER, ProtocolError, Tensor, read_request, requested_outputs, write_response
-from ..limits import check_attention_values
 from ..pool import pooled_vector
-from ..respond import Chunks
+from ..respond import OFFLOAD_VALUES, Chunks
 from ..settings import Settings
 from ..submit import ClientGone, run_sequences
 from ..tokenize import sequences_from
@@ -110,23 +109,26 @@ def _padded_attentions(rows: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
-def _check_padded(sequences: list[np.ndarray], outputs: dict[str, bool], engine: Engine,
-                  settings: Settings) -> None:
+def _padded_values(n: int, longest: int, outputs: dict[str, bool], engine: Engine, settings: Settings) -> int:
     """This protocol's tensors are padded to the longest input, so one long input among many short ones would
     make the answer far larger than the work: the padded sizes are held to the limits /encode applies to real
-    tokens (max_tokens_per_request) and to attention values (max_attention_values)."""
-    n, longest = len(sequences), max(len(s) for s in sequences)
-    if "last_hidden_state" in outputs and n * longest > settings.max_tokens_per_request:
-        raise ApiError(422, f"last_hidden_state: {n} inputs padded to {longest} tokens make {n * longest} rows; "
-                            f"at most {settings.max_tokens_per_request} (max_tokens_per_request). Send inputs of "
-                            "similar lengths together, or ask only for pooled")
+    tokens (max_tokens_per_request) and to attention values (max_attention_values; the padded count is never
+    below the real one, so that limit holds too). Returns the numbers the answer will hold."""
+    bundle = engine.bundle
+    values = n * bundle.dimensions if "pooled" in outputs else 0
+    if "last_hidden_state" in outputs:
+        if n * longest > settings.max_tokens_per_request:
+            raise ApiError(422, f"last_hidden_state: {n} inputs padded to {longest} tokens make {n * longest} rows; "
+                                f"at most {settings.max_tokens_per_request} (max_tokens_per_request). Send inputs "
+                                "of similar lengths together, or ask only for pooled")
+        values += n * longest * bundle.dimensions
     if "attentions" in outputs:
-        bundle = engine.bundle
-        check_attention_values(sequences, bundle.n_layers, bundle.n_heads, settings)
-        values = n * longest**2 * bundle.n_layers * bundle.n_heads
-        if values > settings.max_attention_values:
-            raise ApiError(422, f"attentions: {n} inputs padded to {longest} tokens make {values} attention values; "
-                                f"at most {settings.max_attention_values} (max_attention_values)")
+        attention = n * longest**2 * bundle.n_layers * bundle.n_heads
+        if attention > settings.max_attention_values:
+            raise ApiError(422, f"attentions: {n} inputs padded to {longest} tokens make {attention} attention "
+                                f"values; at most {settings.max_attention_values} (max_attention_values)")
+        values += attention
+    return values
 
 
 @router.post("/models/{name}/infer")
@@ -159,7 +161,8 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     sequences, _ = await sequences_from(ctx, engine, kind, texts, token_lists, truncate)
     wants_attention = "attentions" in outputs
     bundle = engine.bundle
-    _check_padded(sequences, outputs, engine, ctx.settings)
+    longest = max(len(s) for s in sequences)
+    values = _padded_values(len(sequences), longest, outputs, engine, ctx.settings)
     try:
         results = await run_sequences(request, engine.batcher, sequences, wants_attention,
                                       ctx.settings.request_timeout_s)
@@ -167,22 +170,18 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         return Response(status_code=499)
 
     def build() -> tuple[list[bytes], int | None]:
-        width = max(len(s) for s in sequences)
         arrays = {
             "pooled": lambda: np.stack([pooled_vector(r, bundle.pooling, bundle.pooling, bundle.normalize)
                                         for r in results]),
-            "last_hidden_state": lambda: _padded_hidden([r.hidden for r in results], width),
-            "attentions": lambda: _padded_attentions([r.attentions for r in results], width),  # type: ignore[misc]
+            "last_hidden_state": lambda: _padded_hidden([r.hidden for r in results], longest),
+            "attentions": lambda: _padded_attentions([r.attentions for r in results], longest),  # type: ignore[misc]
         }
         head = {"model_name": engine.name, "model_version": VERSION}
         if "id" in header:
             head["id"] = header["id"]
         return write_response(head, [(o, arrays[o]()) for o in outputs], outputs)
 
-    longest = max(len(s) for s in sequences)
-    values = len(sequences) * longest * bundle.dimensions * (1 + bundle.n_layers * bundle.n_heads * longest
-                                                             // bundle.dimensions * wants_attention)
-    pieces, json_length = build() if values < 50_000 else await ctx.offload(build)
+    pieces, json_length = await ctx.offload(build) if values > OFFLOAD_VALUES else build()
     if json_length is None:
         return Chunks(pieces, "application/json")
     return Chunks(pieces, "application/octet-stream", {"Inference-Header-Content-Length": str(json_length)})
