@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,8 +17,6 @@ from .middleware import RequestMetrics, SecurityHeaders
 from .routes import encode, health, models, openai, v2
 from .routes.explorer import explorer_router
 from .settings import Settings
-
-log = logging.getLogger("attnserve")
 
 
 def load_context(ctx: Context) -> None:
