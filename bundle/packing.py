@@ -33,8 +33,10 @@ def pack(sequences: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray
 
 
 def pool(hidden: np.ndarray, offsets: np.ndarray, how: str) -> np.ndarray:
-    """(T, d_model) packed rows -> (B, d_model): the mean of each sequence's rows, or its first row."""
+    """(T, d_model) packed rows -> (B, d_model): the mean of each sequence's rows, its first or its last row."""
     starts = offsets[:-1]
     if how == "cls":
         return hidden[starts]
+    if how == "last":
+        return hidden[offsets[1:] - 1]
     return np.add.reduceat(hidden, starts, axis=0) / np.diff(offsets)[:, None].astype(hidden.dtype)

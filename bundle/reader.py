@@ -55,7 +55,7 @@ class Bundle:
 
     @property
     def pooling(self) -> str:
-        """The default pooling of the served vectors: "mean" or "cls"."""
+        """The default pooling of the served vectors: "mean", "cls" or "last"."""
         return str(self.serving["pooling"])
 
     @property

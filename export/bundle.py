@@ -78,8 +78,8 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
     _prepare_output(output)
     encoder.eval()
     cfg = encoder.config
-    if spec.max_length > cfg.max_len:
-        raise BundleError(f"max_length {spec.max_length} exceeds the position table ({cfg.max_len})")
+    if spec.max_length > cfg.max_positions:
+        raise BundleError(f"max_length {spec.max_length} exceeds the {cfg.max_positions} positions the model covers")
 
     cases = parity_cases(cfg.vocab_size, spec.max_length, cfg.pad_token_id, spec.tokenizer)
     graphs: dict[str, dict[str, Any]] = {}

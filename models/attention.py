@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .positional import apply_rotary
+
+
+class PositionTerms(NamedTuple):
+    """What a layer's positional scheme adds inside attention (absolute encodings add nothing here)."""
+
+    rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, d_k): turn Q and K by position
+    score_bias: torch.Tensor | None = None  # (1, h, T_q, T_k): added to the scores (MPNet's relative bias)
+    window: torch.Tensor | None = None  # (T_q, T_k) bool: the keys each query may see (sliding window)
+
 
 class MultiHeadAttention(nn.Module):
-    """h heads of d_k = d_model / h over learned projections W_q, W_k, W_v and W_o (all with bias).
+    """h heads of d_k = d_model / h over learned projections W_q, W_k, W_v and W_o (with biases unless
+    ``bias`` is False, as in the rotary families).
 
     Self-attention when only ``query`` is given; cross-attention when ``key`` (and ``value``) come from
     another sequence.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_k = d_model // n_heads
-        self.w_q = nn.Linear(d_model, d_model)
-        self.w_k = nn.Linear(d_model, d_model)
-        self.w_v = nn.Linear(d_model, d_model)
-        self.w_o = nn.Linear(d_model, d_model)
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
         # Export-only switch: mask by adding -10000 to padded keys' scores, the pattern ONNX Runtime's
         # transformer optimizer fuses into one Attention operator (see ``forward``).
@@ -43,6 +55,7 @@ class MultiHeadAttention(nn.Module):
         value: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        terms: PositionTerms | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend ``query`` (B, T_q, d_model) over ``key``/``value`` (B, T_k, d_model).
 
@@ -53,7 +66,8 @@ class MultiHeadAttention(nn.Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        context, probs = self.attend(self.w_q(query), self.w_k(key), self.w_v(value), key_padding_mask, need_weights)
+        context, probs = self.attend(self.w_q(query), self.w_k(key), self.w_v(value), key_padding_mask, need_weights,
+                                     terms)
         return self.w_o(context), probs
 
     def attend(
@@ -63,6 +77,7 @@ class MultiHeadAttention(nn.Module):
         v: torch.Tensor,
         key_padding_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        terms: PositionTerms | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The attention itself on projected ``q`` (B, T_q, d_model) and ``k``/``v`` (B, T_k, d_model): the
         heads' contexts concatenated (B, T_q, d_model), before W_o. The packed graph projects unpadded tokens
@@ -71,9 +86,22 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(q)  # (B, h, T_q, d_k)
         k = self._split_heads(k)  # (B, h, T_k, d_k)
         v = self._split_heads(v)  # (B, h, T_k, d_k)
+        terms = terms or PositionTerms()
+        if terms.rotary is not None:
+            q = apply_rotary(q, *terms.rotary)  # (B, h, T_q, d_k), each position turned by its angles
+            k = apply_rotary(k, *terms.rotary)  # (B, h, T_k, d_k)
 
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
-        if key_padding_mask is not None and self.additive_mask:
+        if terms.score_bias is not None:
+            scores = scores + terms.score_bias  # (1, h, T_q, T_k) broadcast over the batch
+        if terms.window is not None:
+            # sliding window and padding together: a query always sees itself, so no real row is all masked
+            seen = terms.window[None, None]  # (1, 1, T_q, T_k)
+            if key_padding_mask is not None:
+                seen = seen & key_padding_mask.to(torch.bool)[:, None, None, :]  # (B, 1, T_q, T_k)
+            scores = scores.masked_fill(~seen, torch.finfo(scores.dtype).min)
+            probs = torch.softmax(scores, dim=-1) * seen.to(scores.dtype)
+        elif key_padding_mask is not None and self.additive_mask:
             # exp(-10000) is 0 in float32: real keys get the same weights as below. Only a query whose keys are
             # all padding differs (uniform instead of zero weights): in an encoder that is a padded position,
             # which is never served.

@@ -16,6 +16,8 @@ def pooled_vector(result: SequenceResult, pooling: str, default_pooling: str, no
         vector = result.pooled
     elif pooling == "cls":
         vector = result.hidden[0]
+    elif pooling == "last":
+        vector = result.hidden[-1]
     else:
         vector = result.hidden.mean(axis=0)
     if normalize:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-Pooling = Literal["mean", "cls", "none"]
+Pooling = Literal["mean", "cls", "last", "none"]
 EncodingFormat = Literal["float", "base64"]
 
 
@@ -16,7 +16,7 @@ class EncodeRequest(BaseModel):
 
     texts: list[StrictStr] | None = Field(None, min_length=1, description="Texts (needs a tokenizer in the bundle).")
     tokens: list[list[StrictInt]] | None = Field(None, min_length=1, description="Token id lists, used as given.")
-    pooling: Pooling | None = Field(None, description="mean | cls | none; default from the bundle.")
+    pooling: Pooling | None = Field(None, description="mean | cls | last | none; default from the bundle.")
     normalize: StrictBool | None = Field(None, description="L2-normalize pooled vectors; default from the bundle.")
     truncate: StrictBool = Field(False, description="Cut inputs longer than the model's maximum (else 422).")
     return_token_embeddings: StrictBool = Field(False, description="Per-token vectors, padding removed.")

@@ -93,7 +93,7 @@ def _fake_checkpoint(tmp_path: Path, minilm_folder: Path, **changes) -> Path:
     ("changes", "message"),
     [
         ({"model_type": "gpt2"}, "model_type is 'gpt2'"),
-        ({"hidden_act": "swish"}, "hidden_act is 'swish'"),
+        ({"hidden_act": "mish"}, "hidden_act is 'mish'"),
         ({"position_embedding_type": "relative_key"}, "position_embedding_type is 'relative_key'"),
         ({"is_decoder": True}, "decoder"),
     ],

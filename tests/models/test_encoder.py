@@ -105,7 +105,8 @@ def test_config_round_trips_through_json() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("n_heads", 5, "not divisible"), ("positional", "rotary", "positional"), ("n_layers", 0, "n_layers")],
+    [("n_heads", 5, "not divisible"), ("positional", "alibi", "positional"), ("pooling", "max", "pooling"),
+     ("n_layers", 0, "n_layers"), ("relative_buckets", 8, "relative_buckets")],
 )
 def test_config_rejects_bad_values(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
