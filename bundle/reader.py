@@ -64,6 +64,17 @@ class Bundle:
         return bool(self.serving["normalize"])
 
     @property
+    def prompts(self) -> dict[str, str]:
+        """Named texts put before an input (sentence-transformers' prompts, e.g. "query" -> "query: ")."""
+        return {str(k): str(v) for k, v in (self.serving.get("prompts") or {}).items()}
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt texts get when a request names none (None: no prompt)."""
+        name = self.serving.get("default_prompt_name")
+        return None if name is None else str(name)
+
+    @property
     def pad_token_id(self) -> int:
         return int(self.serving["pad_token_id"])
 

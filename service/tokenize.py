@@ -58,14 +58,35 @@ class TextTokenizer:
         return [Encoded(np.asarray(e.ids, dtype=np.int64), list(e.tokens)) for e in encodings]
 
 
+def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
+    """The text put before each input: the named prompt, else the bundle's default (texts only: token ids are
+    used as given)."""
+    prompts = engine.bundle.prompts
+    if prompt_name is not None:
+        if not texts:
+            raise ApiError(422, "prompt_name: prompts apply to texts; token ids are used as given", "prompt_name")
+        if prompt_name not in prompts:
+            known = ", ".join(repr(p) for p in sorted(prompts)) or "none"
+            raise ApiError(422, f"prompt_name: {prompt_name[:100]!r} is not one of this model's prompts ({known})",
+                           "prompt_name")
+        return prompts[prompt_name]
+    default = engine.bundle.default_prompt_name
+    return prompts.get(default, "") if texts and default is not None else ""
+
+
 async def sequences_from(
     ctx: Context, engine: Engine, kind: str, texts: list[str] | None, token_lists: list[list[int]] | None,
-    truncate: bool | None,
+    truncate: bool | None, prompt_name: str | None = None,
 ) -> tuple[list[np.ndarray], list[list[str]] | None]:
     """Validated token id arrays (and token strings for texts), or an ApiError naming the field. ``truncate``
-    None: the route has no such option (inputs past the maximum are refused, with a hint that fits)."""
+    None: the route has no such option (inputs past the maximum are refused, with a hint that fits).
+    Texts get the prompt (``prompt_name``, else the bundle's default) before them, as sentence-transformers
+    does."""
     count = len(texts) if texts is not None else len(token_lists or [])
     check_inputs(kind, count, texts, ctx.settings)
+    prompt = prompt_text(engine, prompt_name, texts is not None)
+    if prompt and texts is not None:
+        texts = [prompt + t for t in texts]
     if texts is None:
         sequences = check_token_lists(kind, token_lists or [], engine.bundle, truncate)
         strings = None

@@ -9,6 +9,16 @@ from ..context import get_engine
 router = APIRouter()
 
 
+def _family(architecture: dict) -> dict:
+    """How the model encodes positions, as the bundle declares it (the service itself has no families)."""
+    scheme = str(architecture.get("positional", "learned"))
+    if architecture.get("relative_buckets"):
+        scheme += "+relative_bias"
+    if architecture.get("local_window"):
+        scheme += f"+sliding_window_{architecture['local_window']}"
+    return {"position_encoding": scheme, "token_types": int(architecture.get("type_vocab_size", 0))}
+
+
 @router.get("/v1/models")
 async def models(request: Request) -> dict:
     """The served model, OpenAI-style, with what a client needs to know about it."""
@@ -28,6 +38,9 @@ async def models(request: Request) -> dict:
             "vocab_size": bundle.vocab_size,
             "pooling": bundle.pooling,
             "normalize": bundle.normalize,
+            "prompts": bundle.prompts,
+            "default_prompt_name": bundle.default_prompt_name,
+            "architecture": _family(bundle.config.get("architecture", {})),
             "has_tokenizer": engine.tokenizer is not None,
             "execution_provider": plan.provider,
             "graphs": {"default": plan.default_graph, "attentions": "attentions", "batches": plan.batch_graph},
