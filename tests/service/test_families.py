@@ -1,0 +1,124 @@
+"""Every family through the whole product: a random-weight checkpoint made by transformers, exported with
+`attnserve export hf`, served by a real `attnserve serve` on 127.0.0.1. Pooled vectors, per-token vectors and
+attentions equal transformers' within 1e-4: mixed lengths with padding, concurrent requests that the batcher
+groups, inputs at the maximum length and past it with truncate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from tests.families import FAMILIES, make_checkpoint
+from tests.service.conftest import Server, running_server
+
+pytestmark = pytest.mark.slow
+LIMIT = 1e-4
+TEXTS = ["the quick brown fox", "query: attention over tokens", "x", "paris", "Zürich — naïve café, ½ € ✓",
+         "the encoder reads every token of this long passage " * 12]  # the last one is past the maximum
+
+
+class Family:
+    def __init__(self, name: str, reference: Any, bundle: Path, server: Server) -> None:
+        self.name, self.reference, self.bundle, self.server = name, reference, bundle, server
+        self.config = json.loads((bundle / "config.json").read_text())
+        self.max_length = self.config["serving"]["max_length"]
+        self.pad = self.config["serving"]["pad_token_id"]
+        self.tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+
+    def expected(self, rows: list[list[int]]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """transformers on the padded batch: per input its mean-pooled vector, token vectors and attentions
+        [layers][heads][n][n], padding removed."""
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        with torch.no_grad():
+            out = self.reference(input_ids=ids, attention_mask=mask, output_attentions=True)
+        hidden = out.last_hidden_state.numpy()
+        att = torch.stack(out.attentions, dim=1).numpy()  # (B, L, h, T, T)
+        tokens = [hidden[i, : len(r)] for i, r in enumerate(rows)]
+        return ([t.mean(axis=0) for t in tokens], tokens,
+                [att[i, :, :, : len(r), : len(r)] for i, r in enumerate(rows)])
+
+    def encode(self, **body: Any) -> dict[str, Any]:
+        response = httpx.post(f"{self.server.url}/encode", json={"normalize": False, **body}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
+    name = request.param
+    root = tmp_path_factory.mktemp(name)
+    reference = make_checkpoint(name, root / "checkpoint")
+    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
+                               "--output", str(root / "bundle")], capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stderr
+    with running_server(root / "bundle", root / "server.log") as server:
+        yield Family(name, reference, root / "bundle", server)
+
+
+def _close(got: Any, want: np.ndarray, what: str) -> None:
+    got = np.asarray(got, dtype=np.float32)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    worst = float(np.abs(got - want).max())
+    assert worst <= LIMIT, f"{what}: differs from transformers by {worst:.2e}"
+
+
+def test_texts_of_mixed_lengths_equal_transformers(family: Family) -> None:
+    rows = [e.ids for e in family.tokenizer.encode_batch(TEXTS)]
+    assert len(rows[-1]) == family.max_length, "the long text is cut at the maximum"
+    got = family.encode(texts=TEXTS, truncate=True, return_token_embeddings=True, return_attentions=True)
+    pooled, tokens, attentions = family.expected(rows)
+    for i in range(len(TEXTS)):
+        _close(got["embeddings"][i], pooled[i], f"{family.name} embeddings[{i}]")
+        _close(got["token_embeddings"][i], tokens[i], f"{family.name} token_embeddings[{i}]")
+        _close(got["attentions"][i], attentions[i], f"{family.name} attentions[{i}]")
+    assert got["tokens"][2] == family.tokenizer.encode("x").tokens
+
+
+def test_concurrent_requests_are_batched_and_each_is_exact(family: Family) -> None:
+    """Single-text requests at once: the batcher groups inputs of different lengths (padded or packed); each
+    answer equals transformers on that input alone."""
+    texts = [" ".join(["token"] * n) + " query" for n in (1, 3, 9, 2, 20, 5, 14, 1, 7, 11, 4, 17)]
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda t: family.encode(texts=[t], return_token_embeddings=True), texts))
+    for text, answer in zip(texts, answers, strict=True):
+        pooled, tokens, _ = family.expected([family.tokenizer.encode(text).ids])
+        _close(answer["embeddings"][0], pooled[0], f"{family.name} {text[:20]!r}")
+        _close(answer["token_embeddings"][0], tokens[0], f"{family.name} {text[:20]!r} tokens")
+
+
+def test_token_ids_at_and_past_the_maximum(family: Family) -> None:
+    rng = np.random.default_rng(0)
+    vocab = family.config["serving"]["vocab_size"]
+    at_max = rng.integers(5, vocab, family.max_length).tolist()
+    past = rng.integers(5, vocab, family.max_length + 7).tolist()
+    got = family.encode(tokens=[at_max, past, at_max[:3]], truncate=True)
+    pooled, _, _ = family.expected([at_max, past[: family.max_length], at_max[:3]])
+    for i in range(3):
+        _close(got["embeddings"][i], pooled[i], f"{family.name} tokens[{i}]")
+    refused = httpx.post(f"{family.server.url}/encode", json={"tokens": [past]}, timeout=30)
+    assert refused.status_code == 422 and "tokens[0]" in refused.text
+
+
+def test_models_route_declares_the_position_scheme(family: Family) -> None:
+    model = httpx.get(f"{family.server.url}/v1/models", timeout=10).json()["data"][0]
+    expected = {"bert": "learned", "roberta": "learned", "xlm-roberta": "learned", "distilbert": "learned",
+                "mpnet": "learned+relative_bias", "nomic_bert": "rotary", "modernbert": "rotary+sliding_window_16"}
+    assert model["architecture"]["position_encoding"] == expected[family.name]
+    assert model["max_length"] == FAMILIES[family.name].max_length
