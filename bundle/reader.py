@@ -64,6 +64,11 @@ class Bundle:
         return bool(self.serving["normalize"])
 
     @property
+    def query_chunks(self) -> int:
+        """The blocks of queries the embedding graphs compute attention in (long-context bundles; else 1)."""
+        return int(self.config["graphs"].get("default", {}).get("query_chunks", 1))
+
+    @property
     def prompts(self) -> dict[str, str]:
         """Named texts put before an input (sentence-transformers' prompts, e.g. "query" -> "query: ")."""
         return {str(k): str(v) for k, v in (self.serving.get("prompts") or {}).items()}

@@ -96,6 +96,29 @@ def _additive_masks(encoder: Encoder) -> Iterator[None]:
             m.additive_mask = False
 
 
+LONG_CONTEXT = 2048  # longer bundles compute attention in blocks of queries
+QUERY_BLOCK = 1024
+
+
+def query_chunks_for(max_length: int) -> int:
+    """How many blocks of queries the bundle's embedding graphs compute attention in: 1 up to LONG_CONTEXT
+    tokens; beyond, blocks of at most QUERY_BLOCK queries at the maximum length (8192: 8 blocks, 1/8 of the
+    scores alive at a time). Short bundles keep one block: blocks add operators that cost time on short inputs."""
+    return 1 if max_length <= LONG_CONTEXT else -(-max_length // QUERY_BLOCK)
+
+
+@contextlib.contextmanager
+def query_chunks(encoder: Encoder, chunks: int) -> Iterator[None]:
+    modules = [m for m in encoder.modules() if isinstance(m, MultiHeadAttention)]
+    for m in modules:
+        m.query_chunks = chunks
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.query_chunks = 1
+
+
 def export_fusable_graph(encoder: Encoder, path: Path) -> None:
     """The default graph in the form ONNX Runtime's transformer optimizer fuses into Attention operators:
     additive masks, and the TorchScript exporter, whose graph its fusion patterns match (the dynamo

@@ -16,7 +16,7 @@ class PositionTerms(NamedTuple):
 
     rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, d_k): turn Q and K by position
     score_bias: torch.Tensor | None = None  # (1, h, T_q, T_k): added to the scores (MPNet's relative bias)
-    window: torch.Tensor | None = None  # (T_q, T_k) bool: the keys each query may see (sliding window)
+    window: int | None = None  # sliding window: a query sees the keys within this distance of it
 
 
 class MultiHeadAttention(nn.Module):
@@ -42,6 +42,9 @@ class MultiHeadAttention(nn.Module):
         # Export-only switch: mask by adding -10000 to padded keys' scores, the pattern ONNX Runtime's
         # transformer optimizer fuses into one Attention operator (see ``forward``).
         self.additive_mask = False
+        # Export-only switch for long-context graphs: attention in this many blocks of queries (see
+        # ``_in_query_chunks``); 1 computes all T_q x T_k scores at once.
+        self.query_chunks = 1
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -91,12 +94,30 @@ class MultiHeadAttention(nn.Module):
             q = apply_rotary(q, *terms.rotary)  # (B, h, T_q, d_k), each position turned by its angles
             k = apply_rotary(k, *terms.rotary)  # (B, h, T_k, d_k)
 
+        if self.query_chunks > 1 and not need_weights:
+            context = self._in_query_chunks(q, k, v, key_padding_mask, terms)  # (B, h, T_q, d_k)
+            probs = None
+        else:
+            probs = self._probabilities(q, k, key_padding_mask, terms)  # (B, h, T_q, T_k)
+            context = torch.matmul(self.dropout(probs), v)  # (B, h, T_q, d_k)
+        # (B, h, T_q, d_k) -> (B, T_q, h, d_k) -> (B, T_q, d_model): heads concatenated
+        context = context.transpose(1, 2).reshape(b, t_q, self.d_model)
+        return context, (probs if need_weights else None)
+
+    def _probabilities(self, q: torch.Tensor, k: torch.Tensor, key_padding_mask: torch.Tensor | None,
+                       terms: PositionTerms, first_query: int | torch.Tensor = 0) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d_k) + bias) with masked keys at exactly zero: (B, h, T_q, T_k)."""
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
         if terms.score_bias is not None:
             scores = scores + terms.score_bias  # (1, h, T_q, T_k) broadcast over the batch
         if terms.window is not None:
-            # sliding window and padding together: a query always sees itself, so no real row is all masked
-            seen = terms.window[None, None]  # (1, 1, T_q, T_k)
+            # sliding window and padding together: a query always sees itself, so no real row is all masked.
+            # Built for these query rows only (a (T, T) int64 table at 8192 tokens would be 512 MB).
+            query_position = torch.arange(q.shape[2], device=q.device) + first_query  # (T_q,)
+            key_position = torch.arange(k.shape[2], device=k.device)  # (T_k,)
+            seen = ((key_position[None, :] >= query_position[:, None] - terms.window)
+                    & (key_position[None, :] <= query_position[:, None] + terms.window))  # (T_q, T_k)
+            seen = seen[None, None]  # (1, 1, T_q, T_k)
             if key_padding_mask is not None:
                 seen = seen & key_padding_mask.to(torch.bool)[:, None, None, :]  # (B, 1, T_q, T_k)
             scores = scores.masked_fill(~seen, torch.finfo(scores.dtype).min)
@@ -115,8 +136,24 @@ class MultiHeadAttention(nn.Module):
             probs = torch.softmax(scores, dim=-1) * keep.to(scores.dtype)
         else:
             probs = torch.softmax(scores, dim=-1)
+        return probs
 
-        context = torch.matmul(self.dropout(probs), v)  # (B, h, T_q, d_k)
-        # (B, h, T_q, d_k) -> (B, T_q, h, d_k) -> (B, T_q, d_model): heads concatenated
-        context = context.transpose(1, 2).reshape(b, t_q, self.d_model)
-        return context, (probs if need_weights else None)
+    def _in_query_chunks(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         key_padding_mask: torch.Tensor | None, terms: PositionTerms) -> torch.Tensor:
+        """The same context, ``query_chunks`` blocks of queries one after another: each block's scores are
+        (B, h, T_q / chunks, T_k), so a long input holds a fraction of the T_q x T_k scores at a time (ONNX
+        Runtime frees each block's before the next). Every query row is computed exactly as without chunks."""
+        chunks = self.query_chunks
+        t_q = q.shape[2]
+        pad = (chunks - t_q % chunks) % chunks
+        q = nn.functional.pad(q, (0, 0, 0, pad))  # (B, h, chunks * c, d_k); the padded rows are dropped below
+        bias = terms.score_bias
+        bias = None if bias is None else nn.functional.pad(bias, (0, 0, 0, pad))  # (1, h, chunks * c, T_k)
+        size = q.shape[2] // chunks
+        parts = []
+        for i in range(chunks):
+            rows = slice(i * size, (i + 1) * size)
+            block = PositionTerms(None, None if bias is None else bias[:, :, rows], terms.window)
+            probs = self._probabilities(q[:, :, rows], k, key_padding_mask, block, i * size)  # (B, h, c, T_k)
+            parts.append(torch.matmul(probs, v))  # (B, h, c, d_k)
+        return torch.cat(parts, dim=2)[:, :, :t_q]  # (B, h, T_q, d_k)

@@ -180,8 +180,7 @@ class Encoder(nn.Module):
         global_terms = PositionTerms(rotary, bias, None)
         if not self.config.local_window:
             return global_terms, global_terms
-        position = torch.arange(seq_len)
-        window = (position[None, :] - position[:, None]).abs() <= self.config.local_window // 2  # (T, T)
+        window = self.config.local_window // 2  # keys within this distance of the query
         local_rotary = self.local_rotary(seq_len) if self.local_rotary is not None else rotary
         return global_terms, PositionTerms(local_rotary, bias, window)
 

@@ -62,7 +62,7 @@ class Pending:
 
 def select_batch(
     pending: Sequence[Pending], max_batch_size: int, max_batch_tokens: int, max_padding_ratio: float,
-    window: int | None = None, max_attention_cells: int | None = None,
+    window: int | None = None, max_attention_cells: int | None = None, max_score_cells: int | None = None,
 ) -> list[Pending]:
     """The oldest sequence plus, in arrival order, the waiting sequences of similar length that fit.
 
@@ -75,7 +75,9 @@ def select_batch(
     low; the padding limit is what groups by length (on a CPU, padding costs as much as real tokens).
     Sequences that want attention run on another graph and are never mixed with the others; their batches also
     keep size x longest^2 (the attention cells every layer and head materializes) within ``max_attention_cells``,
-    so the attention graph's memory is bounded whatever the requests ask for.
+    so the attention graph's memory is bounded whatever the requests ask for. Every batch keeps size x
+    longest^2 within ``max_score_cells``: one layer's attention scores, which grow with the square of the length
+    (a long-context model's 8192-token input runs alone instead of beside another at that padded length).
     """
     anchor = pending[0]
     batch = [anchor]
@@ -91,6 +93,8 @@ def select_batch(
             continue
         if (anchor.attentions and max_attention_cells is not None
                 and (len(batch) + 1) * new_width**2 > max_attention_cells):
+            continue
+        if max_score_cells is not None and (len(batch) + 1) * new_width**2 > max_score_cells:
             continue
         batch.append(item)
         width, real = new_width, new_real
@@ -133,11 +137,13 @@ class Batcher:
         window: int | None = None,
         lone_runner: Runner | None = None,
         max_attention_cells: int | None = None,
+        max_score_cells: int | None = None,
     ) -> None:
         self._runner = runner
         self._lone_runner = lone_runner
         self.window = window
         self.max_attention_cells = max_attention_cells
+        self.max_score_cells = max_score_cells
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
@@ -227,7 +233,7 @@ class Batcher:
                 self._pending = [p for p in self._pending if id(p) not in dead]
             batch = (
                 select_batch(self._pending, self.max_batch_size, self.max_batch_tokens, self.max_padding_ratio,
-                             self.window, self.max_attention_cells)
+                             self.window, self.max_attention_cells, self.max_score_cells)
                 if self._pending else []
             )
             chosen = set(map(id, batch))

@@ -51,6 +51,9 @@ def build_engine(settings: Settings, observer: BatchObserver | None = None) -> E
         # float32 probabilities of every layer and head per (query, key) cell
         max_attention_cells=max(1, int(settings.max_attention_batch_mb * 2**20
                                        / (4 * bundle.n_layers * bundle.n_heads))),
+        # one layer's float32 scores per (query, key) cell and head, a query block at a time
+        max_score_cells=max(1, int(settings.max_batch_scores_mb * 2**20 * bundle.query_chunks
+                                   / (4 * bundle.n_heads))),
     )
     batcher.start()
     engine = Engine(settings.served_name or bundle.name, bundle, runtime, tokenizer, batcher)

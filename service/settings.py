@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         "parsing holds the event loop about 1 us per value, so this bounds the stall to ~70 ms. The default fits "
         "max_tokens_per_request token ids.",
     )
+    max_batch_scores_mb: float = Field(
+        512.0, gt=0,
+        description="Attention scores one batch may hold for one layer (batch x heads x longest^2 x 4 bytes, divided "
+        "by the graph's query blocks): long inputs run in smaller batches, alone at a long-context model's "
+        "maximum. MiniLM's batches never reach the default.",
+    )
     max_attention_batch_mb: float = Field(
         32.0, gt=0,
         description="Attention probabilities one batch may materialize (batch x layers x heads x longest^2 x 4 "

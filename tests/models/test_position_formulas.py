@@ -89,7 +89,7 @@ def test_sliding_window_and_padding_mask_together() -> None:
     position = torch.arange(10)
     window = (position[None, :] - position[:, None]).abs() <= 2
     with torch.no_grad():
-        _, probs = attention(x, key_padding_mask=mask, need_weights=True, terms=PositionTerms(window=window))
+        _, probs = attention(x, key_padding_mask=mask, need_weights=True, terms=PositionTerms(window=2))
         q = attention._split_heads(attention.w_q(x))
         k = attention._split_heads(attention.w_k(x))
     scores = (q @ k.transpose(-1, -2) / math.sqrt(4)).numpy()  # (B, h, T, T)

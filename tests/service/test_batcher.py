@@ -338,6 +338,16 @@ def test_attention_batches_keep_their_cells_within_the_budget() -> None:
     assert len(select_batch([_p(40, attentions=True), *pending], 8, 10_000, 100.0, max_attention_cells=300)) == 1
 
 
+def test_every_batch_keeps_its_scores_within_the_budget() -> None:
+    """size x longest^2 <= max_score_cells whether or not attention is returned; a longer input runs alone."""
+    pending = [_p(10) for _ in range(6)]
+    assert len(select_batch(pending, 8, 10_000, 1.5, max_score_cells=400)) == 4  # 4 x 10^2 cells
+    assert len(select_batch(pending, 8, 10_000, 1.5)) == 6  # no budget
+    long_first = [_p(30), _p(30), _p(30)]
+    assert len(select_batch(long_first, 8, 10_000, 1.5, max_score_cells=1000)) == 1  # 2 x 900 > 1000: alone
+    assert len(select_batch(long_first, 8, 10_000, 1.5, max_score_cells=1800)) == 2
+
+
 def test_after_a_failed_batch_each_sequence_runs_alone() -> None:
     runner = EchoRunner(fail_on=666)
     batcher = _batcher(runner, max_queue_delay_s=0.2, workers=1)

@@ -90,7 +90,7 @@ MESSAGES = {
         "return_attentions: this response would hold 7200 attention values; at most 5000 (max_attention_values). "
         'Ask for fewer attention_layers or attention_heads (or "mean"), or shorter inputs'
     ),
-    'pooling-unknown': "pooling: Input should be 'mean', 'cls' or 'none'",
+    'pooling-unknown': "pooling: Input should be 'mean', 'cls', 'last' or 'none'",
     'format-unknown': "encoding_format: Input should be 'float' or 'base64'",
     'truncate-string': 'truncate: Input should be a valid boolean',
     'normalize-number': 'normalize: Input should be a valid boolean',

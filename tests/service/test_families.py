@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,35 @@ def test_models_route_declares_the_position_scheme(family: Family) -> None:
                 "mpnet": "learned+relative_bias", "nomic_bert": "rotary", "modernbert": "rotary+sliding_window_16"}
     assert model["architecture"]["position_encoding"] == expected[family.name]
     assert model["max_length"] == FAMILIES[family.name].max_length
+
+
+@pytest.fixture(scope="module")
+def long_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
+    """ModernBERT past the long-context threshold (2100 tokens > 2048): its graphs compute attention in blocks
+    of queries, and the service runs them without ONNX Runtime's buffer reuse."""
+    root = tmp_path_factory.mktemp("long")
+    spec = FAMILIES["modernbert"]
+    FAMILIES["long"] = replace(spec, config={**spec.config, "max_position_embeddings": 2100}, max_length=2100)
+    try:
+        reference = make_checkpoint("long", root / "checkpoint")
+    finally:
+        del FAMILIES["long"]
+    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
+                               "--output", str(root / "bundle"), "--no-optimize"],
+                              capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stderr
+    with running_server(root / "bundle", root / "server.log") as server:
+        yield Family("modernbert", reference, root / "bundle", server)
+
+
+def test_long_context_in_query_blocks_equals_transformers(long_context: Family) -> None:
+    graphs = long_context.config["graphs"]
+    assert graphs["default"]["query_chunks"] == graphs["packed"]["query_chunks"] == 3  # ceil(2100 / 1024)
+    assert graphs["attentions"]["query_chunks"] == 1
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(5, 300, 2100).tolist(), rng.integers(5, 300, 700).tolist(), [7, 8, 9]]
+    got = long_context.encode(tokens=rows, return_token_embeddings=True)
+    pooled, tokens, _ = long_context.expected(rows)
+    for i in range(3):
+        _close(got["embeddings"][i], pooled[i], f"long embeddings[{i}]")
+        _close(got["token_embeddings"][i], tokens[i], f"long token_embeddings[{i}]")
