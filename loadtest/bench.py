@@ -38,6 +38,8 @@ def main() -> int:
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the targets are judged on")
     parser.add_argument("--port", type=int, default=8765, help="batched server; unbatched on the next port")
+    parser.add_argument("--families", help="also one line per encoder family (comma-separated, or 'all'): "
+                        "see loadtest/families.py; needs transformers")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
@@ -98,10 +100,22 @@ def main() -> int:
             if proc is not None:
                 proc.terminate()
                 proc.wait(30)
+    if args.families:
+        from loadtest import families
+
+        names = list(families.FAMILIES) if args.families == "all" else args.families.split(",")
+        print("families ...", flush=True)
+        result["families"] = families.run(args.output / "families", names, args.seconds, args.port + 10,
+                                          families.MINILM)
     result["targets"] = targets(result)
     (args.output / "bench.json").write_text(json.dumps(result, indent=2))
     plot(args.output, result)
-    print(write_report(args.output, result))
+    report = write_report(args.output, result)
+    if args.families:
+        report += ("\n## Families (same run; random weights at MiniLM's shape, MiniLM's tokenizer, 256 tokens)\n\n"
+                   + families.table(result["families"]) + "\n")
+        (args.output / "bench.md").write_text(report)
+    print(report)
     return 0
 
 
