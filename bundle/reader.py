@@ -64,6 +64,11 @@ class Bundle:
         return bool(self.serving["normalize"])
 
     @property
+    def matryoshka_dimensions(self) -> list[int]:
+        """Shorter vector sizes the model was trained for (Matryoshka), from the export; empty: none."""
+        return [int(d) for d in self.serving.get("matryoshka_dimensions") or []]
+
+    @property
     def query_chunks(self) -> int:
         """The blocks of queries the embedding graphs compute attention in (long-context bundles; else 1)."""
         return int(self.config["graphs"].get("default", {}).get("query_chunks", 1))

@@ -44,6 +44,7 @@ class BundleSpec:
     source: dict[str, Any] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    matryoshka_dimensions: list[int] = field(default_factory=list)
     optimize: bool = True
 
 
@@ -91,6 +92,9 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
     if spec.default_prompt_name is not None and spec.default_prompt_name not in spec.prompts:
         known = ", ".join(sorted(spec.prompts)) or "none"
         raise BundleError(f"default prompt {spec.default_prompt_name!r} is not one of the model's prompts ({known})")
+    bad = [d for d in spec.matryoshka_dimensions if not 1 <= d < cfg.d_model]
+    if bad:
+        raise BundleError(f"Matryoshka dimensions {bad} are not between 1 and the model's {cfg.d_model} - 1")
     if spec.max_length > cfg.max_positions:
         raise BundleError(f"max_length {spec.max_length} exceeds the {cfg.max_positions} positions the model covers")
 
@@ -159,6 +163,7 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
             "tokenizer": tokenizer_file,
             "prompts": spec.prompts,
             "default_prompt_name": spec.default_prompt_name,
+            "matryoshka_dimensions": sorted(set(spec.matryoshka_dimensions), reverse=True),
             "input_names": list(INPUT_NAMES),
             "output_names": output_names(False),
             "attention_output_names": output_names(True),

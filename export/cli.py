@@ -18,12 +18,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     hf.add_argument("--default-prompt", metavar="NAME",
                     help="the prompt texts get when a request names none (default: the checkpoint's "
                          "default_prompt_name, else none)")
+    hf.add_argument("--matryoshka-dims", metavar="D,D,...", type=_sizes,
+                    help="shorter vector sizes the model was trained for (Matryoshka), e.g. 256,128,64: requests "
+                         "may ask for them with `dimensions`; without it only the full size is served")
     tiny = kinds.add_parser("tiny", help="a seeded small random encoder for tests and demos")
     tiny.add_argument("--seed", type=int, default=0)
     for p in (minilm, hf, tiny):
         p.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write")
         p.add_argument("--no-optimize", action="store_true", help="skip the transformer-optimizer graph")
     export.set_defaults(run=run)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes such as 256,128, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

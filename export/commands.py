@@ -17,7 +17,7 @@ EXPORT_ERRORS = (CheckpointError, BundleError, ParityError)
 
 
 def _from_checkpoint(ck: ImportedCheckpoint, output: Path, name: str, optimize: bool, source: dict[str, Any],
-                     default_prompt: str | None = None):
+                     default_prompt: str | None = None, matryoshka: list[int] | None = None):
     spec = BundleSpec(
         name=name,
         version=source.get("version", "1"),
@@ -29,14 +29,16 @@ def _from_checkpoint(ck: ImportedCheckpoint, output: Path, name: str, optimize: 
         optimize=optimize,
         prompts=ck.serving.prompts,
         default_prompt_name=default_prompt if default_prompt is not None else ck.serving.default_prompt_name,
+        matryoshka_dimensions=matryoshka or [],
     )
     return write_bundle(ck.model, output, spec)
 
 
 def export_hf(path: Path, output: Path, name: str | None = None, optimize: bool = True,
-              default_prompt: str | None = None) -> dict[str, Any]:
+              default_prompt: str | None = None, matryoshka: list[int] | None = None) -> dict[str, Any]:
     ck = load_hf_checkpoint(path)
-    return _from_checkpoint(ck, output, name or ck.name, optimize, {"kind": "hf", "path": str(path)}, default_prompt)
+    return _from_checkpoint(ck, output, name or ck.name, optimize, {"kind": "hf", "path": str(path)}, default_prompt,
+                            matryoshka)
 
 
 def export_minilm(output: Path, optimize: bool = True) -> dict[str, Any]:
@@ -69,5 +71,5 @@ def run(args: Any) -> dict[str, Any]:
     if args.source == "minilm":
         return export_minilm(args.output, optimize)
     if args.source == "hf":
-        return export_hf(args.path, args.output, args.name, optimize, args.default_prompt)
+        return export_hf(args.path, args.output, args.name, optimize, args.default_prompt, args.matryoshka_dims)
     return export_tiny(args.output, args.seed, optimize)

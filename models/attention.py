@@ -144,16 +144,12 @@ class MultiHeadAttention(nn.Module):
         (B, h, T_q / chunks, T_k), so a long input holds a fraction of the T_q x T_k scores at a time (ONNX
         Runtime frees each block's before the next). Every query row is computed exactly as without chunks."""
         chunks = self.query_chunks
-        t_q = q.shape[2]
-        pad = (chunks - t_q % chunks) % chunks
-        q = nn.functional.pad(q, (0, 0, 0, pad))  # (B, h, chunks * c, d_k); the padded rows are dropped below
-        bias = terms.score_bias
-        bias = None if bias is None else nn.functional.pad(bias, (0, 0, 0, pad))  # (1, h, chunks * c, T_k)
-        size = q.shape[2] // chunks
+        size = (q.shape[2] + chunks - 1) // chunks  # the last block may be shorter (or empty for tiny inputs)
+        bias = terms.score_bias  # (1, h, T_q, T_k) or None
         parts = []
         for i in range(chunks):
             rows = slice(i * size, (i + 1) * size)
             block = PositionTerms(None, None if bias is None else bias[:, :, rows], terms.window)
             probs = self._probabilities(q[:, :, rows], k, key_padding_mask, block, i * size)  # (B, h, c, T_k)
             parts.append(torch.matmul(probs, v))  # (B, h, c, d_k)
-        return torch.cat(parts, dim=2)[:, :, :t_q]  # (B, h, T_q, d_k)
+        return torch.cat(parts, dim=2)  # (B, h, T_q, d_k)

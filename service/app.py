@@ -14,7 +14,7 @@ from .engine import build_engine
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import RequestMetrics, SecurityHeaders
-from .routes import encode, health, models, openai, v2
+from .routes import encode, health, models, openai, tokens, v2
 from .routes.explorer import explorer_router
 from .settings import Settings
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(encode.router)
     app.include_router(openai.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(v2.router)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import error_response
 
-PROTECTED = frozenset({"/encode", "/v1/embeddings", "/v1/models"})
+PROTECTED = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode"})
 
 
 def key_matches(authorization: str, keys: list[str]) -> bool:

@@ -56,6 +56,23 @@ def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncat
     return out
 
 
+def check_dimensions(dimensions: int | None, bundle: Bundle) -> int | None:
+    """None for the model's own size; a shorter size only when the bundle lists it (a model trained with a
+    Matryoshka loss keeps its meaning in the first values; any other loses it silently)."""
+    if dimensions is None or dimensions == bundle.dimensions:
+        return None
+    allowed = bundle.matryoshka_dimensions
+    if dimensions in allowed:
+        return dimensions
+    if not allowed:
+        why = ("this model was not trained for shorter vectors (its bundle lists no Matryoshka dimensions; "
+               "export it with --matryoshka-dims if it was)")
+    else:
+        why = f"this model was trained for {', '.join(map(str, allowed))} besides its own size"
+    raise ApiError(422, f"dimensions: {dimensions} is not allowed: the model gives {bundle.dimensions}; {why}",
+                   "dimensions")
+
+
 def too_long_message(kind: str, index: int, length: int, limit: int, can_truncate: bool) -> str:
     """The hint is true for the route it is given on: only /encode has `truncate`."""
     hint = "set truncate to true to cut it" if can_truncate else "shorten the input"

@@ -9,8 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/healthz", "/readyz", "/metrics", "/",
-                    "/explorer", "/docs", "/openapi.json"})
+ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode", "/healthz", "/readyz",
+                    "/metrics", "/", "/explorer", "/docs", "/openapi.json"})
 
 
 class SecurityHeaders:

@@ -11,7 +11,9 @@ import numpy as np
 from .runtime import SequenceResult
 
 
-def pooled_vector(result: SequenceResult, pooling: str, default_pooling: str, normalize: bool) -> np.ndarray:
+def pooled_vector(result: SequenceResult, pooling: str, default_pooling: str, normalize: bool,
+                  dimensions: int | None = None) -> np.ndarray:
+    """``dimensions``: Matryoshka truncation, the first ``dimensions`` values, normalized after the cut."""
     if pooling == default_pooling:
         vector = result.pooled
     elif pooling == "cls":
@@ -20,6 +22,8 @@ def pooled_vector(result: SequenceResult, pooling: str, default_pooling: str, no
         vector = result.hidden[-1]
     else:
         vector = result.hidden.mean(axis=0)
+    if dimensions is not None:
+        vector = vector[:dimensions]
     if normalize:
         # F.normalize's eps: an all-zero vector stays zero
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)

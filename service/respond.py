@@ -87,7 +87,7 @@ async def json_response(ctx: Context, build: Callable[[], dict[str, Any]], value
 
 
 def pooled_vectors(results: list[SequenceResult], pooling: str, default_pooling: str, normalize: bool,
-                   base64: bool) -> list[np.ndarray] | list[str]:
+                   base64: bool, dimensions: int | None = None) -> list[np.ndarray] | list[str]:
     """One vector per input, as every route returns them: floats, or base64 of little-endian float32."""
-    vectors = [pooled_vector(r, pooling, default_pooling, normalize) for r in results]
+    vectors = [pooled_vector(r, pooling, default_pooling, normalize, dimensions) for r in results]
     return [b64(v) for v in vectors] if base64 else vectors

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
 Pooling = Literal["mean", "cls", "last", "none"]
 EncodingFormat = Literal["float", "base64"]
@@ -22,6 +22,10 @@ class EncodeRequest(BaseModel):
     prompt_name: StrictStr | None = Field(
         None, description="A prompt of the model (GET /v1/models lists them) put before each text; default: the "
         "model's default prompt, if it has one."
+    )
+    dimensions: StrictInt | None = Field(
+        None, description="Matryoshka: the first this many values of each pooled vector (normalized after the cut); "
+        "only sizes the bundle lists (GET /v1/models: matryoshka_dimensions)."
     )
     return_token_embeddings: StrictBool = Field(False, description="Per-token vectors, padding removed.")
     return_attentions: StrictBool = Field(False, description="Attention probabilities, padding removed.")
@@ -44,6 +48,32 @@ class EncodeRequest(BaseModel):
     @property
     def count(self) -> int:
         return len(self.texts if self.texts is not None else self.tokens or [])
+
+
+class TokenizeRequest(BaseModel):
+    """TEI's /tokenize request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
+    add_special_tokens: StrictBool = Field(True, description="Add the model's special tokens ([CLS], [SEP], ...).")
+    prompt_name: StrictStr | None = Field(None, description="As on /encode: a prompt of the model before each text.")
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if value == []:
+            raise ValueError("give at least one text")
+        return value
+
+
+class DecodeRequest(BaseModel):
+    """TEI's /decode request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[StrictInt] | list[list[StrictInt]] = Field(min_length=1, description="Token ids, or lists of them.")
+    skip_special_tokens: StrictBool = Field(True, description="Leave the model's special tokens out of the text.")
 
 
 class Usage(BaseModel):

@@ -48,6 +48,13 @@ class TextTokenizer:
         self._truncating.no_padding()
         self._truncating.enable_truncation(max_length)
 
+    def details(self, texts: list[str], add_special_tokens: bool) -> list:
+        """Whole encodings (ids, token strings, offsets, special-token mask), never truncated."""
+        return self._exact.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    def decode(self, lists: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        return self._exact.decode_batch(lists, skip_special_tokens=skip_special_tokens)
+
     def encode(self, texts: list[str], truncate: bool) -> list[Encoded]:
         tokenizer = self._truncating if truncate else self._exact
         # one text: encode() directly, without encode_batch's hand-off to its thread pool

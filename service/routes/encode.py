@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..context import get_engine
-from ..limits import attention_selection, check_attention_values
+from ..limits import attention_selection, check_attention_values, check_dimensions
 from ..pool import b64, keep_attentions
 from ..respond import json_response, pooled_vectors
 from ..schemas import EncodeRequest, EncodeResponse
@@ -32,6 +32,7 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     ctx, engine = get_engine(request)
     bundle, settings = engine.bundle, ctx.settings
     kind = "texts" if body.texts is not None else "tokens"
+    dimensions = check_dimensions(body.dimensions, bundle)
     layers, heads = (
         attention_selection(body.attention_layers, body.attention_heads, bundle) if body.return_attentions
         else ([], None)
@@ -59,7 +60,7 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     def build() -> dict[str, Any]:
         out: dict[str, Any] = {"model": engine.name}
         if pooling != "none":
-            out["embeddings"] = pooled_vectors(results, pooling, bundle.pooling, normalize, base64)
+            out["embeddings"] = pooled_vectors(results, pooling, bundle.pooling, normalize, base64, dimensions)
         if body.return_token_embeddings:
             out["token_embeddings"] = [b64(r.hidden) if base64 else r.hidden for r in results]
         if body.return_attentions:

@@ -38,6 +38,7 @@ async def models(request: Request) -> dict:
             "vocab_size": bundle.vocab_size,
             "pooling": bundle.pooling,
             "normalize": bundle.normalize,
+            "matryoshka_dimensions": bundle.matryoshka_dimensions,
             "prompts": bundle.prompts,
             "default_prompt_name": bundle.default_prompt_name,
             "architecture": _family(bundle.config.get("architecture", {})),

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from ..context import get_engine
 from ..errors import ApiError
+from ..limits import check_dimensions
 from ..respond import json_response, pooled_vectors
 from ..schemas import EmbeddingsRequest, EmbeddingsResponse
 from ..submit import ClientGone, run_sequences
@@ -26,9 +27,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     bundle = engine.bundle
     if body.model != engine.name:
         raise ApiError(404, f"model: unknown model {body.model!r}; this server serves {engine.name!r}", "model")
-    if body.dimensions is not None and body.dimensions != bundle.dimensions:
-        raise ApiError(422, f"dimensions: this model gives {bundle.dimensions} dimensions, not {body.dimensions}",
-                       "dimensions")
+    dimensions = check_dimensions(body.dimensions, bundle)
     texts: list[str] | None = None
     token_lists: list[list[int]] | None = None
     if isinstance(body.input, str):
@@ -51,7 +50,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     total = sum(len(s) for s in sequences)
 
     def build() -> dict[str, Any]:
-        vectors = pooled_vectors(results, pooling, pooling, normalize, body.encoding_format == "base64")
+        vectors = pooled_vectors(results, pooling, pooling, normalize, body.encoding_format == "base64", dimensions)
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         return {"object": "list", "data": data, "model": engine.name,
                 "usage": {"prompt_tokens": total, "total_tokens": total}}

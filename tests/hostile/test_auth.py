@@ -12,7 +12,8 @@ import pytest
 from tests.service.conftest import Server, running_server
 
 KEY = "s3cret-key"
-PROTECTED = [("POST", "/encode"), ("POST", "/v1/embeddings"), ("GET", "/v1/models"),
+PROTECTED = [("POST", "/encode"), ("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("POST", "/tokenize"),
+             ("POST", "/decode"),
              ("GET", "/v2/models/tiny"), ("GET", "/v2/models/tiny/ready"), ("POST", "/v2/models/tiny/infer"),
              ("GET", "/v2/models/tiny/versions/1"), ("GET", "/v2/models/tiny/versions/1/ready"),
              ("POST", "/v2/models/tiny/versions/1/infer")]

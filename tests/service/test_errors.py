@@ -100,7 +100,9 @@ MESSAGES = {
     'openai-no-model': 'model: Field required',
     'openai-empty-input': 'input: give at least one input',
     'openai-mixed-input': 'input: Input should be a valid string',
-    'openai-dimensions': 'dimensions: this model gives 64 dimensions, not 32',
+    'openai-dimensions': 'dimensions: 32 is not allowed: the model gives 64; this model was not trained for '
+                         'shorter vectors (its bundle lists no Matryoshka dimensions; export it with '
+                         '--matryoshka-dims if it was)',
     'openai-token-past-vocab': 'input[0][1]: token id 5000 is outside the vocabulary [0, 1000)',
     'openai-too-long': "input[0]: 129 tokens; the model's maximum is 128 (shorten the input)",
 }

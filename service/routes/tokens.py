@@ -1,0 +1,74 @@
+"""POST /tokenize and POST /decode, in the shapes of text-embeddings-inference (TEI): token ids, strings,
+character offsets and special-token flags of texts; texts of token ids. For budgeting context and debugging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..context import get_engine
+from ..errors import ApiError
+from ..limits import check_inputs, check_token_lists
+from ..respond import json_response
+from ..schemas import DecodeRequest, TokenizeRequest
+from ..tokenize import INLINE_TOKENIZE_CHARS, prompt_text
+from .encode import ERRORS
+
+router = APIRouter()
+
+
+def _tokenizer(request: Request):
+    ctx, engine = get_engine(request)
+    if engine.tokenizer is None:
+        raise ApiError(422, "this model's bundle has no tokenizer: it takes token ids only", "inputs")
+    return ctx, engine, engine.tokenizer
+
+
+@router.post("/tokenize", responses=ERRORS)
+async def tokenize(body: TokenizeRequest, request: Request) -> Response:
+    """Per text, its tokens: ``id``, ``text``, ``special``, ``start`` and ``stop`` (character offsets into the
+    text as sent, the prompt excluded; special tokens have none: null). Texts longer than the model's maximum
+    are tokenized whole (this route runs no model); the tokens of one request are capped by
+    max_tokens_per_request."""
+    ctx, engine, tokenizer = _tokenizer(request)
+    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    check_inputs("inputs", len(texts), texts, ctx.settings)
+    prompt = prompt_text(engine, body.prompt_name, True)
+    full = [prompt + t for t in texts]
+    if sum(map(len, full)) <= INLINE_TOKENIZE_CHARS:
+        encodings = tokenizer.details(full, body.add_special_tokens)
+    else:
+        encodings = await ctx.offload(tokenizer.details, full, body.add_special_tokens)
+    total = sum(len(e.ids) for e in encodings)
+    if total > ctx.settings.max_tokens_per_request:
+        raise ApiError(422, f"inputs: {total} tokens in all; at most {ctx.settings.max_tokens_per_request} per "
+                            "request (max_tokens_per_request)", "inputs")
+    shift = len(prompt)
+
+    def token(e: Any, k: int) -> dict[str, Any]:
+        special = bool(e.special_tokens_mask[k])
+        start, stop = e.offsets[k]
+        # offsets into the text as sent: the prompt's own tokens (and special tokens) have none
+        inside = not special and start >= shift
+        return {"id": e.ids[k], "text": e.tokens[k], "special": special,
+                "start": start - shift if inside else None, "stop": stop - shift if inside else None}
+
+    return await json_response(ctx, lambda: [[token(e, k) for k in range(len(e.ids))] for e in encodings],
+                               5 * total)
+
+
+@router.post("/decode", responses=ERRORS)
+async def decode(body: DecodeRequest, request: Request) -> Response:
+    """Texts of token id lists (one list, or a list of lists): a list of strings, one per list."""
+    ctx, engine, tokenizer = _tokenizer(request)
+    lists = [body.ids] if body.ids and isinstance(body.ids[0], int) else body.ids
+    check_inputs("ids", len(lists), None, ctx.settings)
+    total = sum(map(len, lists))  # type: ignore[arg-type]
+    if total > ctx.settings.max_tokens_per_request:
+        raise ApiError(422, f"ids: {total} tokens in all; at most {ctx.settings.max_tokens_per_request} per "
+                            "request (max_tokens_per_request)", "ids")
+    arrays = check_token_lists("ids", lists, engine.bundle, truncate=True)  # type: ignore[arg-type]
+    texts = tokenizer.decode([a.tolist() for a in arrays], body.skip_special_tokens)
+    return await json_response(ctx, lambda: texts, total)
