@@ -16,6 +16,12 @@ VARIANTS = {
     "sinusoidal-post-ln": {},
     "learned-pre-ln-relu": {"positional": "learned", "norm_first": True, "activation": "relu"},
     "types-embnorm-cls": {"type_vocab_size": 2, "embedding_layer_norm": True, "pooling": "cls"},
+    "roberta-offset-last": {"positional": "learned", "position_offset": 2, "type_vocab_size": 1, "pooling": "last"},
+    "mpnet-relative-bias": {"positional": "learned", "position_offset": 2, "relative_buckets": 32},
+    "nomic-rotary-swiglu": {"positional": "rotary", "gated": True, "activation": "silu", "bias": False},
+    "modernbert-window": {"positional": "rotary", "gated": True, "norm_first": True, "first_attention_norm": False,
+                          "local_window": 8, "global_every": 2, "bias": False, "norm_bias": False,
+                          "embedding_layer_norm": True, "local_rotary_base": 500.0},
 }
 
 
@@ -116,3 +122,19 @@ def test_config_rejects_bad_values(field: str, value: object, message: str) -> N
 def test_config_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="unknown EncoderConfig fields: colour"):
         EncoderConfig.from_dict({**tiny_config().to_dict(), "colour": "blue"})
+
+
+def test_gated_feed_forward_is_the_glu_formula() -> None:
+    """W_2 (act(x W_a) * (x W_b)) with W_1 = [W_a; W_b], computed here in NumPy (SwiGLU: act = SiLU)."""
+    from models.encoder import FeedForward
+
+    config = dataclasses.replace(tiny_config(), gated=True, activation="silu", bias=False)
+    torch.manual_seed(0)
+    ff = FeedForward(config).eval()
+    x = np.random.default_rng(0).standard_normal((5, config.d_model)).astype(np.float32)
+    w1, w2 = ff.w_1.weight.detach().numpy(), ff.w_2.weight.detach().numpy()  # (2 d_ff, d), (d, d_ff)
+    a, b = x @ w1[: config.d_ff].T, x @ w1[config.d_ff :].T
+    want = (a / (1 + np.exp(-a)) * b) @ w2.T
+    with torch.no_grad():
+        got = ff(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)

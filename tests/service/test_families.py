@@ -117,6 +117,13 @@ def test_token_ids_at_and_past_the_maximum(family: Family) -> None:
     assert refused.status_code == 422 and "tokens[0]" in refused.text
 
 
+def test_every_graph_is_exported_with_recorded_parity(family: Family) -> None:
+    graphs = family.config["graphs"]
+    assert set(graphs) == {"default", "attentions", "packed", "optimized"}
+    worst = family.config["parity"]["max_abs_diff"]
+    assert set(worst) == set(graphs) and max(v for g in worst.values() for v in g.values()) <= LIMIT
+
+
 def test_models_route_declares_the_position_scheme(family: Family) -> None:
     model = httpx.get(f"{family.server.url}/v1/models", timeout=10).json()["data"][0]
     expected = {"bert": "learned", "roberta": "learned", "xlm-roberta": "learned", "distilbert": "learned",
