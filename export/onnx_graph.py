@@ -85,15 +85,20 @@ def _sample_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _additive_masks(encoder: Encoder) -> Iterator[None]:
+def _attention_switch(encoder: Encoder, name: str, value: object, default: object) -> Iterator[None]:
+    """Set one of MultiHeadAttention's export-only switches on every layer, and back after."""
     modules = [m for m in encoder.modules() if isinstance(m, MultiHeadAttention)]
     for m in modules:
-        m.additive_mask = True
+        setattr(m, name, value)
     try:
         yield
     finally:
         for m in modules:
-            m.additive_mask = False
+            setattr(m, name, default)
+
+
+def _additive_masks(encoder: Encoder) -> contextlib.AbstractContextManager[None]:
+    return _attention_switch(encoder, "additive_mask", True, False)
 
 
 LONG_CONTEXT = 2048  # longer bundles compute attention in blocks of queries
@@ -107,16 +112,8 @@ def query_chunks_for(max_length: int) -> int:
     return 1 if max_length <= LONG_CONTEXT else -(-max_length // QUERY_BLOCK)
 
 
-@contextlib.contextmanager
-def query_chunks(encoder: Encoder, chunks: int) -> Iterator[None]:
-    modules = [m for m in encoder.modules() if isinstance(m, MultiHeadAttention)]
-    for m in modules:
-        m.query_chunks = chunks
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.query_chunks = 1
+def query_chunks(encoder: Encoder, chunks: int) -> contextlib.AbstractContextManager[None]:
+    return _attention_switch(encoder, "query_chunks", chunks, 1)
 
 
 def export_fusable_graph(encoder: Encoder, path: Path) -> None:

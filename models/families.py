@@ -86,6 +86,17 @@ def _bert_config(hf: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _post_ln_weights(tensors: Tensors, cfg: EncoderConfig, layer: str, parts: dict[str, str]) -> Tensors:
+    """Embeddings, then every layer's linear maps and LayerNorms by their names under ``layer``.{i}: the
+    layout BERT, DistilBERT and MPNet share (with biases everywhere)."""
+    out: Tensors = {}
+    _embeddings(out, tensors, cfg)
+    for i in range(cfg.n_layers):
+        for ours, theirs in parts.items():
+            _linear(out, f"layers.{i}.{ours}", tensors, f"{layer}.{i}.{theirs}")
+    return out
+
+
 def _embeddings(out: Tensors, tensors: Tensors, cfg: EncoderConfig) -> None:
     out["token_embedding.weight"] = _take(tensors, "embeddings.word_embeddings.weight")
     if cfg.positional == "learned":
@@ -96,16 +107,11 @@ def _embeddings(out: Tensors, tensors: Tensors, cfg: EncoderConfig) -> None:
 
 
 def _bert_weights(tensors: Tensors, cfg: EncoderConfig) -> Tensors:
-    out: Tensors = {}
-    _embeddings(out, tensors, cfg)
-    parts = {"attention.w_q": "attention.self.query", "attention.w_k": "attention.self.key",
-             "attention.w_v": "attention.self.value", "attention.w_o": "attention.output.dense",
-             "norm_1": "attention.output.LayerNorm", "feed_forward.w_1": "intermediate.dense",
-             "feed_forward.w_2": "output.dense", "norm_2": "output.LayerNorm"}
-    for i in range(cfg.n_layers):
-        for ours, theirs in parts.items():
-            _linear(out, f"layers.{i}.{ours}", tensors, f"encoder.layer.{i}.{theirs}")
-    return out
+    return _post_ln_weights(tensors, cfg, "encoder.layer", {
+        "attention.w_q": "attention.self.query", "attention.w_k": "attention.self.key",
+        "attention.w_v": "attention.self.value", "attention.w_o": "attention.output.dense",
+        "norm_1": "attention.output.LayerNorm", "feed_forward.w_1": "intermediate.dense",
+        "feed_forward.w_2": "output.dense", "norm_2": "output.LayerNorm"})
 
 
 # -- DistilBERT: no token types, its own layer names, LayerNorm eps fixed at 1e-12 --
@@ -121,15 +127,10 @@ def _distilbert_config(hf: dict[str, Any]) -> dict[str, Any]:
 
 
 def _distilbert_weights(tensors: Tensors, cfg: EncoderConfig) -> Tensors:
-    out: Tensors = {}
-    _embeddings(out, tensors, cfg)
-    parts = {"attention.w_q": "attention.q_lin", "attention.w_k": "attention.k_lin", "attention.w_v": "attention.v_lin",
-             "attention.w_o": "attention.out_lin", "norm_1": "sa_layer_norm", "feed_forward.w_1": "ffn.lin1",
-             "feed_forward.w_2": "ffn.lin2", "norm_2": "output_layer_norm"}
-    for i in range(cfg.n_layers):
-        for ours, theirs in parts.items():
-            _linear(out, f"layers.{i}.{ours}", tensors, f"transformer.layer.{i}.{theirs}")
-    return out
+    return _post_ln_weights(tensors, cfg, "transformer.layer", {
+        "attention.w_q": "attention.q_lin", "attention.w_k": "attention.k_lin", "attention.w_v": "attention.v_lin",
+        "attention.w_o": "attention.out_lin", "norm_1": "sa_layer_norm", "feed_forward.w_1": "ffn.lin1",
+        "feed_forward.w_2": "ffn.lin2", "norm_2": "output_layer_norm"})
 
 
 # -- MPNet: RoBERTa-style positions plus one relative-position bias table shared by every layer --
@@ -148,16 +149,12 @@ def _mpnet_config(hf: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mpnet_weights(tensors: Tensors, cfg: EncoderConfig) -> Tensors:
-    out: Tensors = {}
-    _embeddings(out, tensors, cfg)
+    out = _post_ln_weights(tensors, cfg, "encoder.layer", {
+        "attention.w_q": "attention.attn.q", "attention.w_k": "attention.attn.k",
+        "attention.w_v": "attention.attn.v", "attention.w_o": "attention.attn.o",
+        "norm_1": "attention.LayerNorm", "feed_forward.w_1": "intermediate.dense",
+        "feed_forward.w_2": "output.dense", "norm_2": "output.LayerNorm"})
     out["relative_bias.embedding.weight"] = _take(tensors, "encoder.relative_attention_bias.weight")
-    parts = {"attention.w_q": "attention.attn.q", "attention.w_k": "attention.attn.k",
-             "attention.w_v": "attention.attn.v", "attention.w_o": "attention.attn.o",
-             "norm_1": "attention.LayerNorm", "feed_forward.w_1": "intermediate.dense",
-             "feed_forward.w_2": "output.dense", "norm_2": "output.LayerNorm"}
-    for i in range(cfg.n_layers):
-        for ours, theirs in parts.items():
-            _linear(out, f"layers.{i}.{ours}", tensors, f"encoder.layer.{i}.{theirs}")
     return out
 
 

@@ -138,3 +138,30 @@ def test_gated_feed_forward_is_the_glu_formula() -> None:
     with torch.no_grad():
         got = ff(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["mpnet-relative-bias", "modernbert-window", "sinusoidal-post-ln"])
+def test_attention_in_query_blocks_gives_the_same_rows(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long-context graphs compute attention in blocks of queries; each row's numbers are unchanged (also for
+    a last block that is shorter, and for blocks that are empty when the input is shorter than their count)."""
+    from models.attention import MultiHeadAttention
+
+    model = _model(VARIANTS[variant])
+    ids = torch.randint(1, 1000, (3, 23))
+    mask = torch.ones_like(ids)
+    mask[1, 11:] = 0
+    mask[2, 2:] = 0
+    with torch.no_grad():
+        whole = model(ids, mask).last_hidden_state
+    blocks = []
+    original = MultiHeadAttention._in_query_chunks
+    monkeypatch.setattr(MultiHeadAttention, "_in_query_chunks",
+                        lambda self, *a: blocks.append(self.query_chunks) or original(self, *a))
+    for chunks in (4, 30):  # 23 = 6 + 6 + 6 + 5; 30 blocks of one query, the last 7 empty
+        for m in model.modules():
+            if isinstance(m, MultiHeadAttention):
+                m.query_chunks = chunks
+        with torch.no_grad():
+            torch.testing.assert_close(model(ids, mask).last_hidden_state[mask.bool()], whole[mask.bool()],
+                                       atol=1e-6, rtol=0)
+    assert blocks == [4] * model.config.n_layers + [30] * model.config.n_layers
