@@ -34,6 +34,19 @@ def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncat
     """Token ids used as given: non-empty, inside the vocabulary, within the maximum unless truncated
     (``truncate`` None: the route cannot truncate)."""
     out = []
+    for i, arr in enumerate(token_arrays(kind, lists, bundle)):
+        if len(arr) > bundle.max_length:
+            if not truncate:
+                raise ApiError(422, too_long_message(kind, i, len(arr), bundle.max_length, truncate is not None),
+                               f"{kind}[{i}]")
+            arr = arr[: bundle.max_length]
+        out.append(arr)
+    return out
+
+
+def token_arrays(kind: str, lists: list[list[int]], bundle: Bundle) -> list[np.ndarray]:
+    """Token id lists as int64 arrays, each non-empty and inside the vocabulary, whatever their length."""
+    out = []
     for i, ids in enumerate(lists):
         if not ids:
             raise ApiError(422, f"{kind}[{i}]: an input needs at least one token", f"{kind}[{i}]")
@@ -47,11 +60,6 @@ def check_token_lists(kind: str, lists: list[list[int]], bundle: Bundle, truncat
             shown = str(ids[j]) if len(str(ids[j])) <= 24 else f"{str(ids[j])[:12]}... ({len(str(ids[j]))} digits)"
             raise ApiError(422, f"{kind}[{i}][{j}]: token id {shown} is outside the vocabulary "
                                 f"[0, {bundle.vocab_size})", f"{kind}[{i}][{j}]")
-        if len(arr) > bundle.max_length:
-            if not truncate:
-                raise ApiError(422, too_long_message(kind, i, len(arr), bundle.max_length, truncate is not None),
-                               f"{kind}[{i}]")
-            arr = arr[: bundle.max_length]
         out.append(arr)
     return out
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ..context import get_engine
 from ..errors import ApiError
-from ..limits import check_inputs, check_token_lists
+from ..limits import check_inputs, token_arrays
 from ..respond import json_response
 from ..schemas import DecodeRequest, TokenizeRequest
 from ..tokenize import INLINE_TOKENIZE_CHARS, prompt_text
@@ -69,6 +69,7 @@ async def decode(body: DecodeRequest, request: Request) -> Response:
     if total > ctx.settings.max_tokens_per_request:
         raise ApiError(422, f"ids: {total} tokens in all; at most {ctx.settings.max_tokens_per_request} per "
                             "request (max_tokens_per_request)", "ids")
-    arrays = check_token_lists("ids", lists, engine.bundle, truncate=True)  # type: ignore[arg-type]
+    # no cut at the model's maximum: decoding runs no model, and max_tokens_per_request bounds the work
+    arrays = token_arrays("ids", lists, engine.bundle)  # type: ignore[arg-type]
     texts = tokenizer.decode([a.tolist() for a in arrays], body.skip_special_tokens)
     return await json_response(ctx, lambda: texts, total)

@@ -41,6 +41,13 @@ def test_decode_round_trips(tiny_client: TestClient, tiny_bundle: Path) -> None:
     assert both[0].startswith("[CLS]") and both[0].endswith("[SEP]") and len(both) == 2
 
 
+def test_decode_is_never_cut_at_the_model_maximum(tiny_client: TestClient, tiny_bundle: Path) -> None:
+    text = "abcdefghij" * 30  # 300 byte tokens past the tiny model's 128
+    ids = _tokenizer(tiny_bundle).encode(text).ids
+    assert len(ids) > 128
+    assert tiny_client.post("/decode", json={"ids": ids}).json() == [text]
+
+
 @pytest.mark.parametrize(
     ("route", "body", "param", "message"),
     [("/tokenize", {"inputs": []}, "inputs", "give at least one text"),
