@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 import onnx
 from tokenizers import Tokenizer
 
-from bundle import FORMAT, FORMAT_VERSION, BundleError, sha256
+from bundle import FORMAT, FORMAT_VERSION, BundleError, EncoderConfig, sha256
 from models import Encoder
+from models.heads import TaskModel
 
 from .onnx_graph import (
+    ATTENTION_OUTPUT,
     INPUT_NAMES,
     export_fusable_graph,
     export_graph,
@@ -25,12 +28,22 @@ from .onnx_graph import (
     query_chunks_for,
 )
 from .optimize import optimize_graph
-from .parity import PARITY_LIMIT, check_graph, check_packed_graph, parity_cases
+from .parity import PARITY_LIMIT, Case, check_graph, check_packed_graph, parity_cases
 from .shared_weights import share_embeddings
+from .task_graphs import (
+    check_task_graph,
+    export_fusable_task_graph,
+    export_task_graph,
+    task_input_names,
+    task_output_names,
+)
 from .tokenizer_files import special_tokens
 
 GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx",
                "packed": "model_packed.onnx"}
+
+# the graphs' entries for config.json, their parity figures and the shared tables' record
+Graphs = tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], dict[str, Any]]
 
 
 @dataclass
@@ -83,8 +96,73 @@ def _prepare_output(output: Path) -> None:
         raise BundleError(f"cannot write to {output}: {exc.strerror or exc}") from None
 
 
-def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, Any]:
-    """Export, parity-check and describe; returns the config.json written."""
+def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
+                      cases: list[Case]) -> Graphs:
+    """The embedding graphs (padded, attentions, packed, optimized) and their parity figures."""
+    cfg = encoder.config
+    graphs: dict[str, dict[str, Any]] = {}
+    chunks = query_chunks_for(spec.max_length)
+    for kind, with_att in (("default", False), ("attentions", True)):
+        path = output / GRAPH_FILES[kind]
+        with query_chunks(encoder, 1 if with_att else chunks):
+            export_graph(encoder, path, with_att, spec.max_length)
+        graphs[kind] = {"file": path.name, "attentions": with_att, "query_chunks": 1 if with_att else chunks}
+    path = output / GRAPH_FILES["packed"]
+    with query_chunks(encoder, chunks):
+        export_packed_graph(encoder, path, spec.max_length)
+    graphs["packed"] = {"file": path.name, "attentions": False, "packed": True, "query_chunks": chunks}
+    if spec.optimize:
+        graphs["optimized"] = _optimized(output, lambda fusable: export_fusable_graph(encoder, fusable), cfg)
+    shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
+
+    # parity of the files as shipped (after the shared tables moved out)
+    parity: dict[str, dict[str, float]] = {}
+    for kind, graph in graphs.items():
+        path = output / graph["file"]
+        # the reference computes in the graph's blocks too (row for row the same numbers), so a long-context
+        # check holds no more scores in PyTorch than in ONNX Runtime
+        with query_chunks(encoder, graph.get("query_chunks", 1)):
+            if graph.get("packed"):
+                parity[kind] = check_packed_graph(encoder, path, cases)
+            else:
+                parity[kind] = check_graph(encoder, path, graph["attentions"], cases)
+    return graphs, parity, shared
+
+
+def _optimized(output: Path, export_fusable: Callable[[Path], None], cfg: EncoderConfig) -> dict[str, Any]:
+    path = output / GRAPH_FILES["optimized"]
+    fusable = output / "model_fusable.onnx"  # the optimizer's input only; not part of the bundle
+    try:
+        export_fusable(fusable)
+        fusions = optimize_graph(fusable, path, cfg.n_heads, cfg.d_model)
+    finally:
+        fusable.unlink(missing_ok=True)
+    return {"file": path.name, "attentions": False, "fusions": fusions}
+
+
+def _task_graphs(model: TaskModel, output: Path, spec: BundleSpec,
+                 cases: list[Case]) -> Graphs:
+    """A task bundle's graphs: padded (and optimized), and one with attentions; no packed graph (the head
+    reads padded rows)."""
+    if spec.max_length > 2048:
+        raise BundleError(f"task bundles serve up to 2048 tokens; this one would serve {spec.max_length}")
+    graphs: dict[str, dict[str, Any]] = {}
+    for kind, with_att in (("default", False), ("attentions", True)):
+        path = output / GRAPH_FILES[kind]
+        export_task_graph(model, path, with_att, spec.max_length)
+        graphs[kind] = {"file": path.name, "attentions": with_att}
+    if spec.optimize:
+        graphs["optimized"] = _optimized(output, lambda fusable: export_fusable_task_graph(model, fusable),
+                                         model.encoder.config)
+    shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
+    parity = {kind: check_task_graph(model, output / g["file"], g["attentions"], cases) for kind, g in graphs.items()}
+    return graphs, parity, shared
+
+
+def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec,
+                 task_model: TaskModel | None = None) -> dict[str, Any]:
+    """Export, parity-check and describe; returns the config.json written. With ``task_model`` (the encoder with a
+    classification or SPLADE head) the graphs compute the task's scores instead of vectors."""
     output = Path(output)
     _prepare_output(output)
     encoder.eval()
@@ -99,42 +177,12 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
         raise BundleError(f"max_length {spec.max_length} exceeds the {cfg.max_positions} positions the model covers")
 
     cases = parity_cases(cfg.vocab_size, spec.max_length, cfg.pad_token_id, spec.tokenizer)
-    graphs: dict[str, dict[str, Any]] = {}
-    chunks = query_chunks_for(spec.max_length)
-    for kind, with_att in (("default", False), ("attentions", True)):
-        path = output / GRAPH_FILES[kind]
-        with query_chunks(encoder, 1 if with_att else chunks):
-            export_graph(encoder, path, with_att, spec.max_length)
-        graphs[kind] = {"file": path.name, "attentions": with_att, "query_chunks": 1 if with_att else chunks}
-    path = output / GRAPH_FILES["packed"]
-    with query_chunks(encoder, chunks):
-        export_packed_graph(encoder, path, spec.max_length)
-    graphs["packed"] = {"file": path.name, "attentions": False, "packed": True, "query_chunks": chunks}
-    if spec.optimize:
-        path = output / GRAPH_FILES["optimized"]
-        fusable = output / "model_fusable.onnx"  # the optimizer's input only; not part of the bundle
-        try:
-            export_fusable_graph(encoder, fusable)
-            fusions = optimize_graph(fusable, path, cfg.n_heads, cfg.d_model)
-        finally:
-            fusable.unlink(missing_ok=True)
-        graphs["optimized"] = {"file": path.name, "attentions": False, "fusions": fusions}
+    if task_model is None:
+        graphs, parity, shared = _embedding_graphs(encoder, output, spec, cases)
+        inputs, outputs = list(INPUT_NAMES), output_names(False)
     else:
-        (output / GRAPH_FILES["optimized"]).unlink(missing_ok=True)
-    shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
-
-    # parity of the files as shipped (after the shared tables moved out)
-    parity: dict[str, dict[str, float]] = {}
-    for kind, graph in graphs.items():
-        path = output / graph["file"]
-        # the reference computes in the graph's blocks too (row for row the same numbers), so a long-context
-        # check holds no more scores in PyTorch than in ONNX Runtime
-        with query_chunks(encoder, graph.get("query_chunks", 1)):
-            if graph.get("packed"):
-                parity[kind] = check_packed_graph(encoder, path, cases)
-            else:
-                parity[kind] = check_graph(encoder, path, graph["attentions"], cases)
-        graph.update(_graph_io(path))
+        graphs, parity, shared = _task_graphs(task_model, output, spec, cases)
+        inputs, outputs = task_input_names(task_model), task_output_names(task_model, False)
 
     tokenizer_file = None
     if spec.tokenizer is not None:
@@ -143,6 +191,11 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
     else:
         (output / "tokenizer.json").unlink(missing_ok=True)
 
+    for graph in graphs.values():
+        graph.update(_graph_io(output / graph["file"]))
+    for kind, file in GRAPH_FILES.items():  # a stale graph of an earlier export into this folder
+        if kind not in graphs:
+            (output / file).unlink(missing_ok=True)
     files = {p.name: sha256(p) for p in sorted(output.iterdir()) if p.is_file() and p.name != "config.json"}
     config = {
         "format": FORMAT,
@@ -164,10 +217,11 @@ def write_bundle(encoder: Encoder, output: Path, spec: BundleSpec) -> dict[str, 
             "prompts": spec.prompts,
             "default_prompt_name": spec.default_prompt_name,
             "matryoshka_dimensions": sorted(set(spec.matryoshka_dimensions), reverse=True),
-            "input_names": list(INPUT_NAMES),
-            "output_names": output_names(False),
-            "attention_output_names": output_names(True),
+            "input_names": inputs,
+            "output_names": outputs,
+            "attention_output_names": [*outputs, ATTENTION_OUTPUT],
         },
+        **({"task": task_model.task.to_dict()} if task_model is not None else {}),
         "graphs": graphs,
         "shared_initializers": shared,
         "parity": {

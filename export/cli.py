@@ -21,6 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     hf.add_argument("--matryoshka-dims", metavar="D,D,...", type=_sizes,
                     help="shorter vector sizes the model was trained for (Matryoshka), e.g. 256,128,64: requests "
                          "may ask for them with `dimensions`; without it only the full size is served")
+    hf.add_argument("--task", choices=("embed", "classify", "sparse"),
+                    help="what the bundle serves: embed (vectors), classify (a *ForSequenceClassification head: "
+                         "/classify, and /rerank for one label) or sparse (SPLADE from a *ForMaskedLM head). "
+                         "Default: classify for a sequence-classification checkpoint, else embed")
     tiny = kinds.add_parser("tiny", help="a seeded small random encoder for tests and demos")
     tiny.add_argument("--seed", type=int, default=0)
     for p in (minilm, hf, tiny):
@@ -50,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"attnserve export: error: {exc}", file=sys.stderr)
         return 1
     worst = max(v for graph in config["parity"]["max_abs_diff"].values() for v in graph.values())
-    print(f"wrote {args.output} ({config['name']}, parity max abs diff {worst:.2e})")
+    task = config.get("task", {}).get("kind", "embed")
+    print(f"wrote {args.output} ({config['name']}, task {task}, parity max abs diff {worst:.2e})")
     return 0

@@ -31,12 +31,15 @@ def _from_checkpoint(ck: ImportedCheckpoint, output: Path, name: str, optimize: 
         default_prompt_name=default_prompt if default_prompt is not None else ck.serving.default_prompt_name,
         matryoshka_dimensions=matryoshka or [],
     )
-    return write_bundle(ck.model, output, spec)
+    return write_bundle(ck.model, output, spec, ck.task_model)
 
 
 def export_hf(path: Path, output: Path, name: str | None = None, optimize: bool = True,
-              default_prompt: str | None = None, matryoshka: list[int] | None = None) -> dict[str, Any]:
-    ck = load_hf_checkpoint(path)
+              default_prompt: str | None = None, matryoshka: list[int] | None = None,
+              task: str | None = None) -> dict[str, Any]:
+    ck = load_hf_checkpoint(path, task)
+    if ck.task_model is not None and matryoshka:
+        raise BundleError(f"--matryoshka-dims applies to embedding bundles; this one's task is {ck.task.kind}")
     return _from_checkpoint(ck, output, name or ck.name, optimize, {"kind": "hf", "path": str(path)}, default_prompt,
                             matryoshka)
 
@@ -71,5 +74,6 @@ def run(args: Any) -> dict[str, Any]:
     if args.source == "minilm":
         return export_minilm(args.output, optimize)
     if args.source == "hf":
-        return export_hf(args.path, args.output, args.name, optimize, args.default_prompt, args.matryoshka_dims)
+        return export_hf(args.path, args.output, args.name, optimize, args.default_prompt, args.matryoshka_dims,
+                         args.task)
     return export_tiny(args.output, args.seed, optimize)

@@ -10,10 +10,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file
 
+from bundle.task import TaskConfig
+
 from .encoder import Encoder
-from .families import SUPPORTED_MODEL_TYPES, CheckpointError, encoder_config_from_hf, family_of, state_dict_from_hf
+from .families import (
+    SUPPORTED_MODEL_TYPES,
+    CheckpointError,
+    clean_names,
+    encoder_config_from_hf,
+    family_of,
+    state_dict_from_hf,
+)
+from .heads import TaskModel, head_spec, head_weights, task_from_hf
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "CheckpointError", "ImportedCheckpoint", "ServingDefaults",
            "encoder_config_from_hf", "load_hf_checkpoint", "minilm_folder"]
@@ -37,6 +48,8 @@ class ImportedCheckpoint:
     name: str
     tokenizer_file: Path | None
     hf_config: dict[str, Any]
+    task: TaskConfig = field(default_factory=TaskConfig)
+    task_model: TaskModel | None = None  # the encoder with its head, for classify and sparse
 
 
 def _read_json(path: Path) -> Any:
@@ -94,8 +107,18 @@ def _pooling_mode(cfg: dict[str, Any]) -> str:
     raise CheckpointError(f"unsupported sentence-transformers pooling {chosen}: only mean, cls or last token")
 
 
-def load_hf_checkpoint(folder: str | Path) -> ImportedCheckpoint:
-    """Read config.json + model.safetensors (+ tokenizer.json, + sentence-transformers files)."""
+def task_of(hf: dict[str, Any], asked: str | None) -> str:
+    """The task asked for, else classify for a ``*ForSequenceClassification`` checkpoint, else embed. Sparse is
+    never guessed: a masked-LM checkpoint is as often served as an embedder."""
+    if asked is not None:
+        return asked
+    architectures = hf.get("architectures") or []
+    return "classify" if any(str(a).endswith("ForSequenceClassification") for a in architectures) else "embed"
+
+
+def load_hf_checkpoint(folder: str | Path, task: str | None = None) -> ImportedCheckpoint:
+    """Read config.json + model.safetensors (+ tokenizer.json, + sentence-transformers files); with a task
+    (classify, sparse) the head too."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder")
@@ -114,8 +137,21 @@ def load_hf_checkpoint(folder: str | Path) -> ImportedCheckpoint:
                               f"the model covers")
     config = replace(config, pooling=serving.pooling)
 
+    kind = task_of(hf, task)
+    if kind != "embed":  # the head reads the hidden states: no pooling of the encoder's own
+        config = replace(config, pooling="cls")
     model = Encoder(config)
-    model.load_state_dict(state_dict_from_hf(family, load_file(str(weights_file)), config), strict=True)
+    tensors = load_file(str(weights_file))
+    model.load_state_dict(state_dict_from_hf(family, tensors, config), strict=True)
+    task_config, task_model = TaskConfig(), None
+    if kind != "embed":
+        spec = head_spec(hf, kind)
+        task_config = task_from_hf(hf, kind)
+        task_model = TaskModel(model, task_config, spec)
+        weights = head_weights(hf, kind, clean_names(family, tensors), spec)
+        task_model.head.load_state_dict({k.removeprefix("head."): v.to(torch.float32) for k, v in weights.items()},
+                                        strict=True)
+        task_model.eval()
     tokenizer = folder / "tokenizer.json"
     name = hf.get("_name_or_path") or folder.name
     return ImportedCheckpoint(
@@ -124,6 +160,8 @@ def load_hf_checkpoint(folder: str | Path) -> ImportedCheckpoint:
         name=str(name).rstrip("/").split("/")[-1] or folder.name,
         tokenizer_file=tokenizer if tokenizer.is_file() else None,
         hf_config=hf,
+        task=task_config,
+        task_model=task_model,
     )
 
 

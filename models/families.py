@@ -311,6 +311,10 @@ def encoder_config_from_hf(hf: dict[str, Any], pooling: str) -> EncoderConfig:
 
 def state_dict_from_hf(family: Family, tensors: Tensors, cfg: EncoderConfig) -> Tensors:
     """Our parameters from their tensors: task prefixes stripped, old TF-style gamma/beta renamed, fp32."""
+    return {k: v.to(torch.float32) for k, v in family.weights(clean_names(family, tensors), cfg).items()}
+
+
+def clean_names(family: Family, tensors: Tensors) -> Tensors:
     clean = {}
     for name, tensor in tensors.items():
         for prefix in family.prefixes:
@@ -319,4 +323,4 @@ def state_dict_from_hf(family: Family, tensors: Tensors, cfg: EncoderConfig) -> 
                 break
         name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         clean[name] = tensor
-    return {k: v.to(torch.float32) for k, v in family.weights(clean, cfg).items()}
+    return clean

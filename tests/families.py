@@ -144,16 +144,23 @@ def _sharpen(model: Any) -> None:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
 
 
-def make_checkpoint(name: str, folder: Path, seed: int = 0, sentence_transformers: dict[str, Any] | None = None):
+def make_checkpoint(name: str, folder: Path, seed: int = 0, sentence_transformers: dict[str, Any] | None = None,
+                    head: str | None = None, labels: list[str] | None = None, **config_extra: Any):
     """Write config.json + model.safetensors + tokenizer.json (+ sentence-transformers files) into ``folder``;
-    return the transformers model (eval mode) as the reference."""
+    return the transformers model (eval mode) as the reference. ``head``: "classify" makes a
+    ``*ForSequenceClassification`` with ``labels`` (id2label), "mlm" a ``*ForMaskedLM`` (SPLADE's base)."""
     import torch
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     spec = FAMILIES[name]
     torch.manual_seed(seed)
-    config = AutoConfig.for_model(spec.model_type, **spec.config)
-    model = AutoModel.from_config(config, attn_implementation="eager").eval()
+    extra = dict(config_extra)
+    if labels is not None:
+        extra.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                     label2id={label: i for i, label in enumerate(labels)})
+    config = AutoConfig.for_model(spec.model_type, **spec.config, **extra)
+    auto = {None: AutoModel, "classify": AutoModelForSequenceClassification, "mlm": AutoModelForMaskedLM}[head]
+    model = auto.from_config(config, attn_implementation="eager").eval()
     _sharpen(model)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
