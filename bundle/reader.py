@@ -13,6 +13,7 @@ from .checksums import sha256
 from .config import EncoderConfig
 from .errors import BundleError
 from .format import FORMAT, FORMAT_VERSION
+from .task import TaskConfig
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class Bundle:
     def architecture(self) -> EncoderConfig:
         """The encoder's config, typed: the same dataclass the model package builds the encoder from."""
         return EncoderConfig.from_dict(self.config["architecture"])
+
+    @property
+    def task(self) -> TaskConfig:
+        """What the graphs compute: vectors (embed; bundles without a ``task`` entry), labels' logits
+        (classify; one label: a reranker's score) or sparse vectors."""
+        return TaskConfig.from_dict(self.config.get("task"))
 
     @property
     def name(self) -> str:
@@ -143,6 +150,11 @@ def load_bundle(path: Path, verify_checksums: bool = True) -> Bundle:
                 f"{file} does not match the sha256 in config.json (a partial copy or a mixed bundle?); "
                 "export the bundle again, or set ATTNSERVE_VERIFY_CHECKSUMS=false if you changed it on purpose"
             )
+    try:
+        TaskConfig.from_dict(config.get("task"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{config_file}: task {config.get('task')!r} is not one this attnserve serves "
+                          f"({exc})") from None
     bundle = Bundle(path, config)
     _check_shared(bundle)
     return bundle

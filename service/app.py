@@ -10,18 +10,20 @@ from fastapi import FastAPI
 from .auth import ApiKeys
 from .body import BodyReader
 from .context import Context
-from .engine import build_engine
+from .engine import build_engines
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import RequestMetrics, SecurityHeaders
-from .routes import encode, health, models, openai, tokens, v2
+from .routes import encode, health, models, openai, tasks, tokens, v2
 from .routes.explorer import explorer_router
 from .settings import Settings
 
 
 def load_context(ctx: Context) -> None:
     """Build the engine, then report ready."""
-    ctx.engine = build_engine(ctx.settings, ctx.metrics)
+    ctx.engines = build_engines(ctx.settings, ctx.metrics.observer)
+    for name, engine in ctx.engines.items():
+        ctx.metrics.model_info.labels(name, engine.bundle.task.name).set(1)
     ctx.ready = True
 
 
@@ -38,8 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
             # uvicorn has stopped taking connections and finished in-flight requests by now;
             # the batcher still finishes whatever is queued before the thread ends.
             ctx.ready = False
-            if ctx.engine is not None:
-                ctx.engine.batcher.stop(settings.request_timeout_s)
+            for engine in ctx.engines.values():
+                engine.batcher.stop(settings.request_timeout_s)
             ctx.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(encode.router)
     app.include_router(openai.router)
     app.include_router(tokens.router)
+    app.include_router(tasks.router)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(v2.router)

@@ -13,7 +13,7 @@ from .settings import Settings
 def _flag_help(name: str) -> tuple[str, dict[str, typing.Any]]:
     field = Settings.model_fields[name]
     default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-    shown = ",".join(default) if isinstance(default, list) else default
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
     extra: dict[str, typing.Any] = {}
     if typing.get_origin(field.annotation) is typing.Literal:
         extra["choices"] = typing.get_args(field.annotation)
@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     for name in Settings.model_fields:
         text, extra = _flag_help(name)
+        if name == "model":  # --model DIR --model DIR2: several models
+            extra["action"] = "append"
         serve.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=text, **extra)
     serve.set_defaults(run=run)
 
@@ -47,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from .connections import uvicorn_config
 
     overrides = {name: value for name in Settings.model_fields if (value := getattr(args, name)) is not None}
+    if "model" in overrides:  # each --model may itself be comma-separated
+        overrides["model"] = ",".join(overrides["model"])
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

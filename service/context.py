@@ -22,12 +22,17 @@ T = TypeVar("T")
 class Context:
     settings: Settings
     metrics: Metrics
-    engine: Engine | None = None  # set whole by load_context, before ready
+    engines: dict[str, Engine] = field(default_factory=dict)  # set whole by load_context, before ready
     ready: bool = False
     # tokenization and large serializations run here, never on the event loop
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="attnserve-cpu")
     )
+
+    @property
+    def engine(self) -> Engine | None:
+        """The default model: the first served."""
+        return next(iter(self.engines.values()), None)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -37,9 +42,23 @@ def get_context(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def get_engine(request: Request) -> tuple[Context, Engine]:
-    """The context and its engine; 503 while the engine is not built (the routes never see a partial one)."""
+def get_engine(request: Request, model: str | None = None, tasks: tuple[str, ...] = ("embed",),
+               route: str = "") -> tuple[Context, Engine]:
+    """The context and the engine of ``model`` (None: the default, the first served); 503 while the engines are
+    not built (the routes never see a partial one), 404 for a model not served, 422 when its task is not one of
+    ``tasks`` (the route's)."""
     ctx = get_context(request)
-    if ctx.engine is None:
+    if not ctx.engines:
         raise ApiError(503, "the model is still loading; retry shortly", None, {"Retry-After": "1"})
-    return ctx, ctx.engine
+    engine = ctx.engines.get(model) if model is not None else ctx.engine
+    if engine is None:
+        served = ", ".join(repr(n) for n in ctx.engines)
+        raise ApiError(404, f"model: unknown model {str(model)[:100]!r}; this server serves {served}", "model")
+    task = engine.bundle.task
+    if task.kind not in tasks and task.name not in tasks:
+        route = route or request.url.path
+        able = [n for n, e in ctx.engines.items() if {e.bundle.task.kind, e.bundle.task.name} & set(tasks)]
+        hint = f"; models here that can: {', '.join(repr(n) for n in able)}" if able else ""
+        raise ApiError(422, f"model: {engine.name!r} has task {task.name!r}; {route} needs a model whose task is "
+                            f"{' or '.join(repr(t) for t in tasks)}{hint}", "model")
+    return ctx, engine

@@ -4,7 +4,9 @@ checked and warmed before the service reports ready. Routes get it complete or n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bundle import Bundle, BundleError, load_bundle
 
@@ -25,9 +27,12 @@ class Engine:
     batcher: Batcher
 
 
-def build_engine(settings: Settings, observer: BatchObserver | None = None) -> Engine:
-    """Bundle, sessions (checked against config.json), tokenizer, vocabulary check, warm-up, batcher."""
-    bundle = load_bundle(settings.model, settings.verify_checksums)
+def build_engine(settings: Settings, path: Path, name: str | None = None,
+                 observer: Callable[[str], BatchObserver] | None = None) -> Engine:
+    """Bundle, sessions (checked against config.json), tokenizer, vocabulary check, warm-up, batcher.
+    ``observer`` gives the batch metrics' observer for the served name."""
+    bundle = load_bundle(path, settings.verify_checksums)
+    name = name or bundle.name
     if settings.max_batch_tokens < bundle.max_length:
         raise BundleError(f"max_batch_tokens ({settings.max_batch_tokens}) is below the model's maximum length "
                           f"({bundle.max_length}): a long input could never run; raise ATTNSERVE_MAX_BATCH_TOKENS")
@@ -37,14 +42,19 @@ def build_engine(settings: Settings, observer: BatchObserver | None = None) -> E
     if settings.warmup:
         runtime.warmup(settings.max_batch_size)
     plan = runtime.plan
+    max_batch_tokens = settings.max_batch_tokens
+    if bundle.task.kind == "sparse":
+        # SPLADE's logits: batch tokens x vocabulary floats; the same budget as the attention scores bounds them
+        logits_cap = int(settings.max_batch_scores_mb * 2**20 / (4 * bundle.vocab_size))
+        max_batch_tokens = max(bundle.max_length, min(max_batch_tokens, logits_cap))
     batcher = Batcher(
         runtime.run,
         max_batch_size=settings.max_batch_size,
-        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_tokens=max_batch_tokens,
         max_queue=settings.max_queue_sequences,
         max_queue_delay_s=settings.max_queue_delay_ms / 1000,
         max_padding_ratio=plan.padding_ratio,
-        observer=observer,
+        observer=observer(name) if observer is not None else None,
         workers=plan.workers,
         window=settings.batch_window,
         lone_runner=runtime.run_alone if plan.lone_threads else None,
@@ -56,7 +66,26 @@ def build_engine(settings: Settings, observer: BatchObserver | None = None) -> E
                                    / (4 * bundle.n_heads))),
     )
     batcher.start()
-    engine = Engine(settings.served_name or bundle.name, bundle, runtime, tokenizer, batcher)
-    log.info("ready: %s (%d dims, max %d tokens) from %s", engine.name, bundle.dimensions, bundle.max_length,
-             bundle.path)
+    engine = Engine(name, bundle, runtime, tokenizer, batcher)
+    log.info("ready: %s (task %s, %d dims, max %d tokens) from %s", engine.name, bundle.task.name, bundle.dimensions,
+             bundle.max_length, bundle.path)
     return engine
+
+
+def build_engines(settings: Settings, observer: Callable[[str], BatchObserver] | None = None) -> dict[str, Engine]:
+    """Every served model, in order (the first is the default); names must differ. A model that fails to load
+    stops the ones already built."""
+    engines: dict[str, Engine] = {}
+    try:
+        for name, path in settings.served_models():
+            engine = build_engine(settings, path, name, observer)
+            if engine.name in engines:
+                engine.batcher.stop(1)
+                raise BundleError(f"two models are served as {engine.name!r} ({engines[engine.name].bundle.path} and "
+                                  f"{path}); name one with NAME=DIR in ATTNSERVE_MODEL / --model")
+            engines[engine.name] = engine
+    except BaseException:
+        for engine in engines.values():
+            engine.batcher.stop(1)
+        raise
+    return engines

@@ -9,6 +9,7 @@ import numpy as np
 from bundle import Bundle
 
 from .errors import ApiError
+from .schemas import EncodeRequest
 from .settings import Settings
 
 # JSON may escape a lone UTF-16 surrogate ("\ud800"); Python keeps it in the str, but it is no character:
@@ -130,3 +131,19 @@ def check_attention_values(sequences: list[np.ndarray], n_layers: int, n_heads: 
                             f"{settings.max_attention_values} (max_attention_values). Ask for fewer "
                             "attention_layers or attention_heads (or \"mean\"), or shorter inputs",
                        "return_attentions")
+
+
+def check_sparse_options(body: EncodeRequest, sparse: bool, model: str) -> None:
+    """A sparse model's /encode answers sparse vectors only; the dense options are refused by name (and
+    sparse_top_k on a dense model), never silently ignored."""
+    if not sparse:
+        if body.sparse_top_k is not None:
+            raise ApiError(422, f"sparse_top_k: {model!r} is an embedding model; its vectors are dense", "sparse_top_k")
+        return
+    asked = {"pooling": body.pooling is not None, "normalize": body.normalize is not None,
+             "dimensions": body.dimensions is not None, "return_token_embeddings": body.return_token_embeddings,
+             "encoding_format": body.encoding_format != "float"}
+    for name, given in asked.items():
+        if given:
+            raise ApiError(422, f"{name}: {model!r} is a sparse model; its /encode answers sparse_embeddings "
+                                "(indices and values), without this option", name)

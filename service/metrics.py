@@ -20,22 +20,41 @@ class Metrics:
                                          ["route"], buckets=_LATENCY, registry=r)
         self.tokenize_seconds = Histogram("attnserve_tokenize_duration_seconds", "Tokenization per request",
                                           buckets=_LATENCY, registry=r)
-        self.queue_seconds = Histogram("attnserve_queue_duration_seconds", "Wait from queueing to batch start",
+        # per model (several models may be served): the batch-level series carry a `model` label
+        m = ["model"]
+        self.queue_seconds = Histogram("attnserve_queue_duration_seconds", "Wait from queueing to batch start", m,
                                        buckets=_LATENCY, registry=r)
-        self.inference_seconds = Histogram("attnserve_inference_duration_seconds", "ONNX Runtime call per batch",
+        self.inference_seconds = Histogram("attnserve_inference_duration_seconds", "ONNX Runtime call per batch", m,
                                            buckets=_LATENCY, registry=r)
         self.serialize_seconds = Histogram("attnserve_serialize_duration_seconds", "Response serialization",
                                            buckets=_LATENCY, registry=r)
-        self.depth = Gauge("attnserve_queue_depth", "Sequences waiting to be batched", registry=r)
-        self.batch_size = Histogram("attnserve_batch_size", "Sequences per batch", buckets=_SIZES, registry=r)
-        self.batch_tokens = Histogram("attnserve_batch_tokens", "Padded tokens per batch (size x longest)",
+        self.depth = Gauge("attnserve_queue_depth", "Sequences waiting to be batched", m, registry=r)
+        self.batch_size = Histogram("attnserve_batch_size", "Sequences per batch", m, buckets=_SIZES, registry=r)
+        self.batch_tokens = Histogram("attnserve_batch_tokens", "Padded tokens per batch (size x longest)", m,
                                       buckets=_TOKENS, registry=r)
-        self.padding_ratio = Histogram("attnserve_padding_ratio", "Padded tokens / real tokens per batch",
+        self.padding_ratio = Histogram("attnserve_padding_ratio", "Padded tokens / real tokens per batch", m,
                                        buckets=_RATIO, registry=r)
-        self.sequences = Counter("attnserve_sequences", "Sequences run", registry=r)
-        self.tokens = Counter("attnserve_tokens", "Real tokens run", registry=r)
+        self.sequences = Counter("attnserve_sequences", "Sequences run", m, registry=r)
+        self.tokens = Counter("attnserve_tokens", "Real tokens run", m, registry=r)
+        self.model_info = Gauge("attnserve_model_info", "1 per served model, with its task", ["model", "task"],
+                                registry=r)
 
-    # BatchObserver, called from the inference thread (prometheus_client is thread-safe)
+    def observer(self, model: str) -> ModelObserver:
+        return ModelObserver(self, model)
+
+
+class ModelObserver:
+    """The BatchObserver of one model's batcher, called from its inference threads (prometheus_client is
+    thread-safe): the batch-level series with this model's label."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.depth = metrics.depth.labels(model)
+        self.batch_size, self.batch_tokens = metrics.batch_size.labels(model), metrics.batch_tokens.labels(model)
+        self.padding_ratio, self.inference_seconds = (metrics.padding_ratio.labels(model),
+                                                      metrics.inference_seconds.labels(model))
+        self.sequences, self.tokens = metrics.sequences.labels(model), metrics.tokens.labels(model)
+        self.queue_seconds = metrics.queue_seconds.labels(model)
+
     def queue_depth(self, depth: int) -> None:
         self.depth.set(depth)
 

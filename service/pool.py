@@ -51,3 +51,14 @@ def keep_attentions(layers: list[int], heads: list[int] | None) -> Callable[[Seq
 def b64(array: np.ndarray) -> str:
     """Little-endian float32, row-major."""
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def sparse_vector(result: SequenceResult, top_k: int | None) -> dict[str, list]:
+    """A SPLADE vector as vocabulary ids ascending and their weights; ``top_k``: only the k largest weights
+    (ties: the lower id), still by id."""
+    assert result.sparse is not None
+    ids, weights = result.sparse
+    if top_k is not None and len(ids) > top_k:
+        keep = np.sort(np.argsort(-weights, kind="stable")[:top_k])
+        ids, weights = ids[keep], weights[keep]
+    return {"indices": ids.tolist(), "values": weights.astype(np.float32).tolist()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -22,11 +23,29 @@ log = logging.getLogger("attnserve")
 
 @dataclass
 class SequenceResult:
-    """One sequence's outputs, padding removed."""
+    """One sequence's outputs, padding removed. Embedding bundles give ``hidden`` and ``pooled``; task bundles
+    ``scores`` (classify: the logits) or ``sparse`` (vocabulary ids and their weights, ids ascending)."""
 
-    hidden: np.ndarray  # (n, d_model)
-    pooled: np.ndarray  # (d_model,), the bundle's default pooling, not normalized
+    hidden: np.ndarray | None  # (n, d_model)
+    pooled: np.ndarray | None  # (d_model,), the bundle's default pooling, not normalized
     attentions: np.ndarray | None  # (n_layers, h, n, n)
+    scores: np.ndarray | None = None  # (n_labels,)
+    sparse: tuple[np.ndarray, np.ndarray] | None = None  # (k,) int64 ids, (k,) float32 weights
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A text pair's token ids and token types (0: the first text and its special tokens, 1: the second), as
+    the tokenizer's pair encoding gives them: what a cross-encoder reads."""
+
+    ids: np.ndarray  # (n,) int64
+    type_ids: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+Sequence = np.ndarray | Pair
 
 
 def _cuda_devices() -> tuple[int, str]:
@@ -96,6 +115,8 @@ class Runtime:
 
     def __init__(self, bundle: Bundle, settings: Settings) -> None:
         self.bundle = bundle
+        self.task = bundle.task
+        self._type_input = "token_type_ids" in bundle.serving.get("input_names", [])
         providers, reason = choose_providers(settings.provider)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
@@ -161,25 +182,34 @@ class Runtime:
         """``run`` for a batch nothing else competes with: on the all-cores session when there is one."""
         return self.run(sequences, wants_attention, alone=True)
 
-    def run(self, sequences: list[np.ndarray], wants_attention: bool, alone: bool = False) -> list[SequenceResult]:
+    def run(self, sequences: list[Sequence], wants_attention: bool, alone: bool = False) -> list[SequenceResult]:
         """Pad to the longest (or pack, on the packed graph), run once, unpad. Checks that every input got exactly
         one output. Thread-safe: each inference worker calls it concurrently on the shared sessions."""
         # one sequence has no padding to save: the padded graph (fused attention where optimized) is faster
         if not wants_attention and not alone and len(sequences) > 1 and self.packed_session is not None:
-            return self._run_packed(sequences)
+            return self._run_packed(sequences)  # type: ignore[arg-type]  # embedding bundles: plain ids only
         lengths = [len(s) for s in sequences]
         width = max(lengths)
         ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(sequences), width), dtype=np.int64)
+        types = np.zeros((len(sequences), width), dtype=np.int64)
         for i, seq in enumerate(sequences):
-            ids[i, : len(seq)] = seq
+            if isinstance(seq, Pair):
+                ids[i, : len(seq)], types[i, : len(seq)] = seq.ids, seq.type_ids
+            else:
+                ids[i, : len(seq)] = seq
             mask[i, : len(seq)] = 1
         session = self.sessions[wants_attention]
         if alone and not wants_attention and self.lone_session is not None:
             session = self.lone_session
-        outputs = self._call(session, {"input_ids": ids, "attention_mask": mask})
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._type_input:
+            feeds["token_type_ids"] = types
+        outputs = self._call(session, feeds)
+        attentions = outputs[-1] if wants_attention else None
+        if self.task.kind != "embed":
+            return self._task_results(outputs, lengths, attentions)
         hidden, pooled = outputs[0], outputs[1]
-        attentions = outputs[2] if wants_attention else None
         if hidden.shape[0] != len(sequences) or pooled.shape[0] != len(sequences):
             raise RuntimeError(f"the graph returned {hidden.shape[0]} rows for {len(sequences)} sequences")
         return [
@@ -188,6 +218,28 @@ class Runtime:
                 pooled=pooled[i],
                 attentions=None if attentions is None else attentions[i, :, :, :n, :n],
             )
+            for i, n in enumerate(lengths)
+        ]
+
+    def _task_results(self, outputs: list[np.ndarray], lengths: list[int],
+                      attentions: np.ndarray | None) -> list[SequenceResult]:
+        """Logits per row, or the sparse graph's nonzero entries split by row (they come in row-major order)."""
+        rows = len(lengths)
+        scores: list[np.ndarray | None] = [None] * rows
+        sparse: list[tuple[np.ndarray, np.ndarray] | None] = [None] * rows
+        if self.task.kind == "classify":
+            if outputs[0].shape[0] != rows:
+                raise RuntimeError(f"the graph returned {outputs[0].shape[0]} rows for {rows} sequences")
+            scores = list(outputs[0])
+        else:
+            indices, values = outputs[0], outputs[1]  # (N, 2) [row, id], (N,)
+            if len(indices) and (indices[-1, 0] >= rows or np.any(np.diff(indices[:, 0]) < 0)):
+                raise RuntimeError("the sparse graph's entries are not in row order within the batch")
+            bounds = np.searchsorted(indices[:, 0], np.arange(rows + 1))
+            sparse = [(indices[a:b, 1], values[a:b]) for a, b in itertools.pairwise(bounds)]
+        return [
+            SequenceResult(hidden=None, pooled=None, scores=scores[i], sparse=sparse[i],
+                           attentions=None if attentions is None else attentions[i, :, :, :n, :n])
             for i, n in enumerate(lengths)
         ]
 

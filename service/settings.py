@@ -15,8 +15,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", protected_namespaces=(), extra="forbid")
 
     # --- the model and the runtime
-    model: Path = Field(Path("build/minilm"), description="Model bundle folder (config.json + ONNX graphs).")
-    served_name: str | None = Field(None, description="Name to serve the model under (default: the bundle's).")
+    model: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path("build/minilm")],
+        description="Model bundle folder (config.json + ONNX graphs); several, comma-separated (or --model given "
+        "again), serve several models, each with its own batcher and sessions: requests pick one by `model`, the "
+        "first is the default. NAME=DIR serves a bundle under NAME.",
+    )
+    served_name: str | None = Field(None, description="Name to serve the first model under (default: the bundle's).")
     provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
     )
@@ -123,6 +128,26 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Time to receive a request's whole body once its headers are in; then 408."
     )
     keep_alive_timeout_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this.")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str | Path):
+            value = [p.strip() for p in str(value).split(",") if p.strip()]
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one model bundle folder")
+        return value
+
+    def served_models(self) -> list[tuple[str | None, Path]]:
+        """(name or None for the bundle's own, folder) per model, in order; NAME=DIR names one."""
+        out: list[tuple[str | None, Path]] = []
+        for i, path in enumerate(self.model):
+            name, sep, folder = str(path).partition("=")
+            if sep and name and "/" not in name:
+                out.append((name, Path(folder)))
+            else:
+                out.append((self.served_name if i == 0 else None, path))
+        return out
 
     @field_validator("api_keys", mode="before")
     @classmethod

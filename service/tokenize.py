@@ -13,6 +13,7 @@ from tokenizers import Tokenizer
 
 from .errors import ApiError
 from .limits import check_inputs, check_token_lists, check_total_tokens, too_long_message
+from .runtime import Pair
 
 if TYPE_CHECKING:  # both import this module
     from .context import Context
@@ -63,6 +64,17 @@ class TextTokenizer:
             if len(enc.ids) > self.max_length:
                 raise TooLong(i, len(enc.ids), self.max_length)
         return [Encoded(np.asarray(e.ids, dtype=np.int64), list(e.tokens)) for e in encodings]
+
+    def encode_pairs(self, pairs: list[str | tuple[str, str]], truncate: bool) -> list[Pair]:
+        """The tokenizer's own pair encoding (its template: [CLS] a [SEP] b [SEP], types 0 then 1), as
+        transformers' tokenizer(a, b) gives it; truncation cuts the longer text first (longest_first). A lone
+        text is encoded as one (types 0)."""
+        tokenizer = self._truncating if truncate else self._exact
+        encodings = tokenizer.encode_batch(pairs)
+        for i, enc in enumerate(encodings):
+            if len(enc.ids) > self.max_length:
+                raise TooLong(i, len(enc.ids), self.max_length)
+        return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
 
 
 def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
@@ -115,3 +127,31 @@ async def sequences_from(
         strings = [e.tokens or [] for e in encoded]
     check_total_tokens(kind, sequences, ctx.settings)
     return sequences, strings
+
+
+async def pairs_from(ctx: Context, engine: Engine, kind: str, pairs: list[str | tuple[str, str]],
+                     truncate: bool) -> list[Pair]:
+    """Validated pair encodings for a cross-encoder or a pair classifier; ``kind`` names the request's field.
+    Every text is checked as on /encode, and the pairs' tokens count against max_tokens_per_request."""
+    texts = [t for item in pairs for t in ((item,) if isinstance(item, str) else item)]
+    check_inputs(kind, len(pairs), texts, ctx.settings)
+    # a rerank's query is tokenized once per document: bound the characters tokenized, not only those sent
+    chars = sum(map(len, texts))
+    if chars > ctx.settings.max_body_bytes:
+        raise ApiError(422, f"{kind}: {chars} characters to tokenize over all pairs (the query counts once per "
+                            f"document); at most {ctx.settings.max_body_bytes} (max_body_bytes)", kind)
+    tokenizer = engine.tokenizer
+    if tokenizer is None:
+        raise ApiError(422, f"{kind}: this model's bundle has no tokenizer", kind)
+    started = time.perf_counter()
+    try:
+        if chars <= INLINE_TOKENIZE_CHARS:
+            encoded = tokenizer.encode_pairs(pairs, truncate)
+        else:
+            encoded = await ctx.offload(tokenizer.encode_pairs, pairs, truncate)
+    except TooLong as exc:
+        raise ApiError(422, too_long_message(kind, exc.index, exc.length, exc.limit, True),
+                       f"{kind}[{exc.index}]") from None
+    ctx.metrics.tokenize_seconds.observe(time.perf_counter() - started)
+    check_total_tokens(kind, encoded, ctx.settings)
+    return encoded

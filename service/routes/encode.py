@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..context import get_engine
-from ..limits import attention_selection, check_attention_values, check_dimensions
-from ..pool import b64, keep_attentions
+from ..limits import attention_selection, check_attention_values, check_dimensions, check_sparse_options
+from ..pool import b64, keep_attentions, sparse_vector
 from ..respond import json_response, pooled_vectors
 from ..schemas import EncodeRequest, EncodeResponse
 from ..submit import ClientGone, run_sequences
@@ -29,9 +29,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/encode", response_model=EncodeResponse, responses=ERRORS)
 async def encode(body: EncodeRequest, request: Request) -> Response:
     """Encode texts or token id lists; see the README for every option."""
-    ctx, engine = get_engine(request)
+    ctx, engine = get_engine(request, body.model, ("embed", "sparse"), "/encode")
     bundle, settings = engine.bundle, ctx.settings
     kind = "texts" if body.texts is not None else "tokens"
+    sparse = bundle.task.kind == "sparse"
+    check_sparse_options(body, sparse, engine.name)
     dimensions = check_dimensions(body.dimensions, bundle)
     layers, heads = (
         attention_selection(body.attention_layers, body.attention_heads, bundle) if body.return_attentions
@@ -57,9 +59,14 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     if body.return_attentions:
         values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
 
+    if sparse:
+        values = sum(len(r.sparse[0]) if r.sparse else 0 for r in results) * 2
+
     def build() -> dict[str, Any]:
         out: dict[str, Any] = {"model": engine.name}
-        if pooling != "none":
+        if sparse:
+            out["sparse_embeddings"] = [sparse_vector(r, body.sparse_top_k) for r in results]
+        elif pooling != "none":
             out["embeddings"] = pooled_vectors(results, pooling, bundle.pooling, normalize, base64, dimensions)
         if body.return_token_embeddings:
             out["token_embeddings"] = [b64(r.hidden) if base64 else r.hidden for r in results]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..context import get_engine
+from ..engine import Engine
 
 router = APIRouter()
 
@@ -21,29 +22,33 @@ def _family(architecture: dict) -> dict:
 
 @router.get("/v1/models")
 async def models(request: Request) -> dict:
-    """The served model, OpenAI-style, with what a client needs to know about it."""
-    _, engine = get_engine(request)
-    bundle, plan = engine.bundle, engine.runtime.plan
+    """Every served model (the first is the default), OpenAI-style, with what a client needs to know about it:
+    its task (embed, rerank, classify, sparse) says which routes it answers."""
+    ctx, _ = get_engine(request)
+    return {"object": "list", "data": [_describe(engine) for engine in ctx.engines.values()]}
+
+
+def _describe(engine: Engine) -> dict:
+    bundle, plan, task = engine.bundle, engine.runtime.plan, engine.bundle.task
     return {
-        "object": "list",
-        "data": [{
-            "id": engine.name,
-            "object": "model",
-            "owned_by": "attnserve",
-            "version": bundle.config.get("version"),
-            "dimensions": bundle.dimensions,
-            "max_length": bundle.max_length,
-            "layers": bundle.n_layers,
-            "heads": bundle.n_heads,
-            "vocab_size": bundle.vocab_size,
-            "pooling": bundle.pooling,
-            "normalize": bundle.normalize,
-            "matryoshka_dimensions": bundle.matryoshka_dimensions,
-            "prompts": bundle.prompts,
-            "default_prompt_name": bundle.default_prompt_name,
-            "architecture": _family(bundle.config.get("architecture", {})),
-            "has_tokenizer": engine.tokenizer is not None,
-            "execution_provider": plan.provider,
-            "graphs": {"default": plan.default_graph, "attentions": "attentions", "batches": plan.batch_graph},
-        }],
+        "id": engine.name,
+        "object": "model",
+        "owned_by": "attnserve",
+        "task": task.name,
+        **({"labels": list(task.labels)} if task.kind == "classify" else {}),
+        "version": bundle.config.get("version"),
+        "dimensions": bundle.dimensions,
+        "max_length": bundle.max_length,
+        "layers": bundle.n_layers,
+        "heads": bundle.n_heads,
+        "vocab_size": bundle.vocab_size,
+        "pooling": bundle.pooling,
+        "normalize": bundle.normalize,
+        "matryoshka_dimensions": bundle.matryoshka_dimensions,
+        "prompts": bundle.prompts,
+        "default_prompt_name": bundle.default_prompt_name,
+        "architecture": _family(bundle.config.get("architecture", {})),
+        "has_tokenizer": engine.tokenizer is not None,
+        "execution_provider": plan.provider,
+        "graphs": {"default": plan.default_graph, "attentions": "attentions", "batches": plan.batch_graph},
     }

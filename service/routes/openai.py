@@ -23,10 +23,8 @@ router = APIRouter()
              responses={**ERRORS, 404: {"description": "Unknown model"}})
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     """Pooled, normalized as the bundle says; inputs longer than the model's maximum are refused (422)."""
-    ctx, engine = get_engine(request)
+    ctx, engine = get_engine(request, body.model)
     bundle = engine.bundle
-    if body.model != engine.name:
-        raise ApiError(404, f"model: unknown model {body.model!r}; this server serves {engine.name!r}", "model")
     dimensions = check_dimensions(body.dimensions, bundle)
     texts: list[str] | None = None
     token_lists: list[list[int]] | None = None

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from bundle.task import TASKS
+
 from ..context import get_engine
 from ..errors import ApiError
 from ..limits import check_inputs, token_arrays
@@ -19,8 +21,8 @@ from .encode import ERRORS
 router = APIRouter()
 
 
-def _tokenizer(request: Request):
-    ctx, engine = get_engine(request)
+def _tokenizer(request: Request, model: str | None):
+    ctx, engine = get_engine(request, model, TASKS)
     if engine.tokenizer is None:
         raise ApiError(422, "this model's bundle has no tokenizer: it takes token ids only", "inputs")
     return ctx, engine, engine.tokenizer
@@ -32,7 +34,7 @@ async def tokenize(body: TokenizeRequest, request: Request) -> Response:
     text as sent, the prompt excluded; special tokens have none: null). Texts longer than the model's maximum
     are tokenized whole (this route runs no model); the tokens of one request are capped by
     max_tokens_per_request."""
-    ctx, engine, tokenizer = _tokenizer(request)
+    ctx, engine, tokenizer = _tokenizer(request, body.model)
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     check_inputs("inputs", len(texts), texts, ctx.settings)
     prompt = prompt_text(engine, body.prompt_name, True)
@@ -62,7 +64,7 @@ async def tokenize(body: TokenizeRequest, request: Request) -> Response:
 @router.post("/decode", responses=ERRORS)
 async def decode(body: DecodeRequest, request: Request) -> Response:
     """Texts of token id lists (one list, or a list of lists): a list of strings, one per list."""
-    ctx, engine, tokenizer = _tokenizer(request)
+    ctx, engine, tokenizer = _tokenizer(request, body.model)
     lists = [body.ids] if body.ids and isinstance(body.ids[0], int) else body.ids
     check_inputs("ids", len(lists), None, ctx.settings)
     total = sum(map(len, lists))  # type: ignore[arg-type]

@@ -48,10 +48,15 @@ async def ready(request: Request) -> Response:
 
 
 def _model(request: Request, name: str, version: str | None) -> Engine:
-    _, engine = get_engine(request)
-    if name != engine.name or version not in (None, VERSION):
-        raise ApiError(404, f"unknown model {name!r} version {version or VERSION!r}; this server serves "
-                            f"{engine.name!r} version {VERSION!r}")
+    ctx, _ = get_engine(request)  # 503 while loading
+    engine = ctx.engines.get(name)
+    if engine is None or version not in (None, VERSION):
+        served = ", ".join(repr(n) for n in ctx.engines)
+        raise ApiError(404, f"unknown model {name[:100]!r} version {(version or VERSION)[:20]!r}; this server serves "
+                            f"{served} version {VERSION!r}")
+    if engine.bundle.task.kind != "embed":
+        raise ApiError(400, f"model {engine.name!r} is a {engine.bundle.task.name} model; the /v2 routes serve "
+                            "embedding models")
     return engine
 
 

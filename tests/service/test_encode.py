@@ -195,7 +195,8 @@ def test_metrics_are_exposed(minilm_client: TestClient) -> None:
     text = minilm_client.get("/metrics").text
     ok = 'attnserve_requests_total{route="/encode",status="200"}'
     assert count(text, ok) - count(before, ok) == 1
-    assert count(text, "attnserve_sequences_total") - count(before, "attnserve_sequences_total") == 2
+    done = 'attnserve_sequences_total{model="all-MiniLM-L6-v2"}'
+    assert count(text, done) - count(before, done) == 2
     for name in ("attnserve_requests_total", "attnserve_request_duration_seconds_bucket",
                  "attnserve_queue_duration_seconds_bucket", "attnserve_inference_duration_seconds_bucket",
                  "attnserve_queue_depth", "attnserve_batch_size_bucket", "attnserve_batch_tokens_bucket",

@@ -135,7 +135,7 @@ def test_nothing_bad_reached_the_queue(limited: TestClient) -> None:
         else:
             limited.post(case[1], json=body)
     metrics = limited.get("/metrics").text
-    assert "attnserve_sequences_total 0.0" in metrics
+    assert 'attnserve_sequences_total{model="tiny"} 0.0' in metrics
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,11 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("ATTNSERVE_API_KEYS", "a, b,,c")
     monkeypatch.setenv("ATTNSERVE_MODEL", "/models/x")
     s = Settings()
-    assert (s.max_batch_size, s.api_keys, s.model) == (3, ["a", "b", "c"], Path("/models/x"))
+    assert (s.max_batch_size, s.api_keys, s.model) == (3, ["a", "b", "c"], [Path("/models/x")])
     assert Settings(max_batch_size=5).max_batch_size == 5  # explicit values win over the environment
+    monkeypatch.setenv("ATTNSERVE_MODEL", "/models/x, rerank=/models/y")
+    assert Settings().served_models() == [(None, Path("/models/x")), ("rerank", Path("/models/y"))]
+    assert Settings(model="/m/a=b", served_name="e5").served_models() == [("e5", Path("/m/a=b"))]  # a path with =
 
 
 def test_a_lone_batch_gets_every_core_with_the_same_numbers(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
