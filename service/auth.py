@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import error_response
 
-PROTECTED = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode"})
+PROTECTED = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode", "/classify", "/rerank",
+                       "/v1/rerank"})
 
 
 def key_matches(authorization: str, keys: list[str]) -> bool:

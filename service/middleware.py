@@ -9,7 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode", "/healthz", "/readyz",
+ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode", "/classify", "/rerank",
+                    "/v1/rerank", "/healthz", "/readyz",
                     "/metrics", "/", "/explorer", "/docs", "/openapi.json"})
 
 

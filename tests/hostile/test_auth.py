@@ -13,7 +13,7 @@ from tests.service.conftest import Server, running_server
 
 KEY = "s3cret-key"
 PROTECTED = [("POST", "/encode"), ("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("POST", "/tokenize"),
-             ("POST", "/decode"),
+             ("POST", "/decode"), ("POST", "/classify"), ("POST", "/rerank"), ("POST", "/v1/rerank"),
              ("GET", "/v2/models/tiny"), ("GET", "/v2/models/tiny/ready"), ("POST", "/v2/models/tiny/infer"),
              ("GET", "/v2/models/tiny/versions/1"), ("GET", "/v2/models/tiny/versions/1/ready"),
              ("POST", "/v2/models/tiny/versions/1/infer")]

@@ -45,16 +45,19 @@ def free_port() -> int:
 
 
 class Server:
-    """A real `attnserve serve` process (uvicorn) on 127.0.0.1."""
+    """A real `attnserve serve` process (uvicorn) on 127.0.0.1; ``bundle`` a folder, or a list of --model
+    values (several models: "DIR" or "NAME=DIR")."""
 
-    def __init__(self, bundle: Path, log: Path, **settings: object) -> None:
+    def __init__(self, bundle: Path | list[str], log: Path, **settings: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **{f"ATTNSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
         self.log = log
         self._log_file = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "attnserve", "serve", "--model", str(bundle), "--port", str(self.port)],
+            [sys.executable, "-m", "attnserve", "serve",
+             *(a for m in (bundle if isinstance(bundle, list) else [bundle]) for a in ("--model", str(m))),
+             "--port", str(self.port)],
             env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
 
@@ -81,7 +84,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(bundle: Path, log: Path, **settings: object) -> Iterator[Server]:
+def running_server(bundle: Path | list[str], log: Path, **settings: object) -> Iterator[Server]:
     server = Server(bundle, log, **settings)
     try:
         server.wait_ready()
