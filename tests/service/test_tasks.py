@@ -126,7 +126,8 @@ def test_rerank_orders_as_transformers_scores_in_every_request_shape(tasks: Task
     for r in cohere["results"]:
         assert abs(r["relevance_score"] - relevance[r["index"]]) <= LIMIT
         assert r["document"] == {"text": DOCUMENTS[r["index"]]}
-    jina = tasks.post("/v1/rerank", {"model": "reranker", "query": QUERY, "documents": [{"text": d} for d in DOCUMENTS]})
+    jina = tasks.post("/v1/rerank", {"model": "reranker", "query": QUERY,
+                                     "documents": [{"text": d} for d in DOCUMENTS]})
     assert [r["index"] for r in jina["results"]] == order and "document" not in jina["results"][0]
     tei = tasks.post("/rerank", {"model": "reranker", "query": QUERY, "texts": DOCUMENTS, "raw_scores": True,
                                  "return_text": True})
