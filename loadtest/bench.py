@@ -40,6 +40,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765, help="batched server; unbatched on the next port")
     parser.add_argument("--families", help="also one line per encoder family (comma-separated, or 'all'): "
                         "see loadtest/families.py; needs transformers")
+    parser.add_argument("--rerank", action="store_true", help="also the rerank line (pairs/s at 64 clients): a "
+                        "cross-encoder of MiniLM's shape, see loadtest/rerank.py; needs transformers")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
@@ -107,6 +109,12 @@ def main() -> int:
         print("families ...", flush=True)
         result["families"] = families.run(args.output / "families", names, args.seconds, args.port + 10,
                                           families.MINILM)
+    if args.rerank:
+        from loadtest import rerank
+
+        print("rerank ...", flush=True)
+        (args.output / "rerank").mkdir(exist_ok=True)
+        result["rerank"] = rerank.run(args.output / "rerank", args.seconds, args.port + 20)
     result["targets"] = targets(result)
     (args.output / "bench.json").write_text(json.dumps(result, indent=2))
     plot(args.output, result)
@@ -114,6 +122,10 @@ def main() -> int:
     if args.families:
         report += ("\n## Families (same run; random weights at MiniLM's shape, MiniLM's tokenizer, 256 tokens)\n\n"
                    + families.table(result["families"]) + "\n")
+    if args.rerank:
+        report += ("\n## Rerank (same run; 1 query + 8 documents per request, 64 clients)\n\n"
+                   + rerank.table(result["rerank"]) + "\n")
+    if args.families or args.rerank:
         (args.output / "bench.md").write_text(report)
     print(report)
     return 0

@@ -56,3 +56,30 @@ def check_embeddings(body: Any, n_inputs: int, dims: int) -> str | None:
     if any(len(d.get("embedding", [])) != dims for d in data):
         return f"an embedding does not have {dims} dimensions"
     return None
+
+
+def check_rerank(body: Any, n_documents: int) -> str | None:
+    """None when the Cohere-shaped /rerank answer ranks every document once, best first."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or len(results) != n_documents:
+        return f"expected {n_documents} results, got {None if results is None else len(results)}"
+    if sorted(r.get("index") for r in results) != list(range(n_documents)):
+        return "result indices are not each document once"
+    scores = [r.get("relevance_score") for r in results]
+    if any(not isinstance(x, float) for x in scores) or scores != sorted(scores, reverse=True):
+        return "relevance scores are not numbers, best first"
+    return None
+
+
+def check_classify(body: Any, n_inputs: int, labels: list[str]) -> str | None:
+    """None when /classify answers every input with every label once, scores best first."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or len(results) != n_inputs:
+        return f"expected {n_inputs} results, got {None if results is None else len(results)}"
+    for row in results:
+        if sorted(r.get("label") for r in row) != sorted(labels):
+            return "a result does not list each label once"
+        scores = [r.get("score") for r in row]
+        if scores != sorted(scores, reverse=True):
+            return "label scores are not best first"
+    return None

@@ -50,17 +50,42 @@ def test_corpus_has_mixed_lengths() -> None:
     assert max(map(len, everything)) > 4 * (sum(map(len, short)) / len(short))
 
 
-def test_short_headless_locust_run(minilm_bundle: Path, tmp_path: Path) -> None:
-    with running_server(minilm_bundle, tmp_path / "server.log") as server:
+def _locust(models: Path | list[str], tmp_path: Path, users: int) -> dict[str, dict[str, str]]:
+    with running_server(models, tmp_path / "server.log") as server:
         result = subprocess.run(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-             "--host", server.url, "-u", "6", "-r", "6", "-t", "8s", "--csv", str(tmp_path / "locust"),
+             "--host", server.url, "-u", str(users), "-r", str(users), "-t", "8s", "--csv", str(tmp_path / "locust"),
              "--only-summary", "--stop-timeout", "5"],
             capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
         )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     with (tmp_path / "locust_stats.csv").open() as f:
-        rows = {row["Name"]: row for row in csv.DictReader(f)}
-    for name in ("/encode", "/encode (attentions)", "/v1/embeddings"):
+        return {row["Name"]: row for row in csv.DictReader(f) if row["Name"] != "Aggregated"}
+
+
+def test_short_headless_locust_run(minilm_bundle: Path, tmp_path: Path) -> None:
+    rows = _locust(minilm_bundle, tmp_path, 6)
+    assert set(rows) == {"/encode", "/encode (attentions)", "/v1/embeddings"}  # no reranker, no classifier here
+    for name in rows:
+        assert int(rows[name]["Request Count"]) > 0, rows.keys()
+        assert int(rows[name]["Failure Count"]) == 0
+
+
+def test_rerank_and_classify_users(minilm_bundle: Path, tmp_path: Path) -> None:
+    """Served beside the embedder, a cross-encoder and a classifier get their own users, answers checked."""
+    from tests.families import make_checkpoint
+
+    models = [str(minilm_bundle)]
+    for name, family, labels in (("reranker", "roberta", ["score"]), ("nli", "bert", ["a", "b", "c"])):
+        checkpoint = tmp_path / f"{name}-checkpoint"
+        make_checkpoint(family, checkpoint, head="classify", labels=labels)
+        exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(checkpoint), "--output",
+                                   str(tmp_path / name), "--no-optimize"], capture_output=True, text=True, timeout=300,
+                                  cwd=ROOT)
+        assert exported.returncode == 0, exported.stderr
+        models.append(f"{name}={tmp_path / name}")
+    rows = _locust(models, tmp_path, 10)
+    for name in ("/rerank", "/classify", "/encode"):
         assert int(rows[name]["Request Count"]) > 0, rows.keys()
         assert int(rows[name]["Failure Count"]) == 0
