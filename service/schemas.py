@@ -179,3 +179,9 @@ class ClassifyRequest(BaseModel):
     raw_scores: StrictBool = Field(False, description="The logits instead of softmax / sigmoid scores.")
     top_k: StrictInt | None = Field(None, ge=1, description="Only the k best labels per input (default: all).")
     truncate: StrictBool = Field(False, description="Cut inputs past the model's maximum (else 422).")
+    return_attentions: StrictBool = Field(
+        False, description="Attention probabilities per input, with its tokens and each token's segment (0: the "
+        "first text, 1: the second, null: special tokens): a pair's cross-attention."
+    )
+    attention_layers: list[StrictInt] | None = Field(None, min_length=1, description="As on /encode.")
+    attention_heads: list[StrictInt] | Literal["mean"] | None = Field(None, description="As on /encode.")

@@ -76,6 +76,12 @@ class TextTokenizer:
                 raise TooLong(i, len(enc.ids), self.max_length)
         return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
 
+    def pair_tokens(self, pairs: list[str | tuple[str, str]], truncate: bool) -> list[tuple[list[str], list]]:
+        """Token strings and each token's segment (0, 1, or None for special tokens) of encode_pairs' encodings:
+        where a pair's second text starts, whatever the family's token types (RoBERTa's are all 0)."""
+        tokenizer = self._truncating if truncate else self._exact
+        return [(list(e.tokens), list(e.sequence_ids)) for e in tokenizer.encode_batch(pairs)]
+
 
 def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
     """The text put before each input: the named prompt, else the bundle's default (texts only: token ids are

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..context import get_engine
+from ..limits import attention_selection, check_attention_values
+from ..pool import keep_attentions
 from ..respond import json_response
 from ..schemas import ClassifyRequest, RerankRequest
 from ..submit import ClientGone, run_sequences
@@ -38,11 +40,18 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     ctx, engine = get_engine(request, body.model, ("classify",), "/classify")
     task = engine.bundle.task
     items: list[str | tuple[str, str]] = list(body.texts)
+    layers, heads = (attention_selection(body.attention_layers, body.attention_heads, engine.bundle)
+                     if body.return_attentions else ([], None))
     sequences = await pairs_from(ctx, engine, "texts", items, body.truncate)
+    if body.return_attentions:
+        check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
     try:
-        results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)
+        results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,
+                                      ctx.settings.request_timeout_s,
+                                      keep_attentions(layers, heads) if body.return_attentions else None)
     except ClientGone:
         return Response(status_code=499)
+    tokens = engine.tokenizer.pair_tokens(items, body.truncate) if body.return_attentions and engine.tokenizer else []
     total = sum(len(s) for s in sequences)
     top_k = min(body.top_k or len(task.labels), len(task.labels))
 
@@ -53,9 +62,17 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
             scores = scores_of(r.scores, task.activation, body.raw_scores)
             order = np.argsort(-scores, kind="stable")[:top_k]
             out.append([{"label": task.labels[j], "score": float(scores[j])} for j in order])
-        return {"model": engine.name, "results": out, "usage": {"prompt_tokens": total, "total_tokens": total}}
+        answer: dict[str, Any] = {"model": engine.name, "results": out}
+        if body.return_attentions:
+            answer.update(tokens=[t for t, _ in tokens], segments=[s for _, s in tokens],
+                          attentions=[r.attentions for r in results])
+        answer["usage"] = {"prompt_tokens": total, "total_tokens": total}
+        return answer
 
-    return await json_response(ctx, build, len(results) * top_k)
+    values = len(results) * top_k
+    if body.return_attentions:
+        values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
+    return await json_response(ctx, build, values)
 
 
 @router.post("/rerank", responses=_ERRORS)

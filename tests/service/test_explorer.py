@@ -143,3 +143,52 @@ def test_page_can_be_turned_off(tiny_bundle: Path) -> None:
     with client_for(tiny_bundle, explorer=False, warmup=False) as client:
         assert client.get("/explorer").status_code == 404
         assert client.get("/").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def pair_server(minilm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """MiniLM beside a cross-encoder (a random-weight BertForSequenceClassification made by transformers)."""
+    import subprocess
+    import sys
+
+    from tests.families import make_checkpoint
+
+    root = tmp_path_factory.mktemp("pair")
+    make_checkpoint("bert", root / "checkpoint", head="classify", labels=["score"])
+    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
+                               "--output", str(root / "reranker"), "--no-optimize"], capture_output=True, text=True,
+                              timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    with running_server([str(minilm_bundle), f"reranker={root / 'reranker'}"], root / "server.log") as running:
+        yield running
+
+
+def test_a_rerank_model_shows_the_pairs_cross_attention(browser: webdriver.Chrome, pair_server: Server) -> None:
+    """Query tokens (rows) against document tokens (columns), as /classify's attentions and segments give them."""
+    query, document = "the quick fox", "a lazy dog jumps over the fox"
+    browser.get(f"{pair_server.url}/explorer")
+    WebDriverWait(browser, 30).until(lambda b: len(Select(b.find_element(By.ID, "modelpick")).options) == 2)
+    Select(browser.find_element(By.ID, "modelpick")).select_by_visible_text("reranker (rerank)")
+    assert browser.find_element(By.ID, "second").is_displayed()
+    for field, value in (("text", query), ("second", document)):
+        element = browser.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    browser.find_element(By.ID, "encode").click()
+    state = _encode_and_wait(browser, 0)
+
+    body = httpx.post(f"{pair_server.url}/classify", json={
+        "model": "reranker", "texts": [[query, document]], "return_attentions": True, "attention_layers": [2],
+        "attention_heads": "mean"}).json()  # the page starts on the last layer (3 layers), mean of heads
+    tokens, segments = body["tokens"][0], body["segments"][0]
+    full = np.asarray(body["attentions"][0][0][0])
+    rows = [i for i, s in enumerate(segments) if s == 0]
+    cols = [j for j, s in enumerate(segments) if s == 1]
+    assert state["tokens"] == [tokens[i] for i in rows] and state["columns"] == [tokens[j] for j in cols]
+    assert 0 < len(rows) != len(cols) > 0
+    np.testing.assert_allclose(state["matrix"], full[np.ix_(rows, cols)], atol=1e-6)
+    canvas = browser.find_element(By.ID, "heatmap")
+    assert (int(canvas.get_attribute("data-rows")), int(canvas.get_attribute("data-cols"))) == (len(rows), len(cols))
+    assert "relevance" in browser.find_element(By.ID, "stats").text
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "explorer-pair.png"))
