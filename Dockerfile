@@ -24,9 +24,11 @@ COPY bundle ./bundle
 COPY models ./models
 COPY export ./export
 COPY service ./service
-# The base install of attnserve is the serving install: no torch, no transformers.
-RUN pip install --no-cache-dir . && python -c "import service.app, attnserve.cli" \
-    && ! python -c "import torch" 2>/dev/null
+# The base install of attnserve is the serving install: no torch, no transformers. The CPU image adds OpenVINO
+# (ATTNSERVE_ENGINE=openvino, ATTNSERVE_PRECISION=bf16 on AMX CPUs); the GPU image does not need it.
+ARG RUNTIME
+RUN pip install --no-cache-dir ".$( [ "$RUNTIME" = cpu ] && echo '[openvino]' )" \
+    && python -c "import service.app, attnserve.cli" && ! python -c "import torch" 2>/dev/null
 RUN useradd --system --uid 10001 --no-create-home attnserve
 USER attnserve
 EXPOSE 8000

@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[export,loadtest,dev]"
+	$(PIP) install -q -e ".[export,loadtest,dev,openvino]"
 	touch $(STAMP)
 
 # Debian packages the tests use for real: nginx (load balancing), docker-compose (validates the compose file),

@@ -23,7 +23,8 @@ def load_context(ctx: Context) -> None:
     """Build the engine, then report ready."""
     ctx.engines = build_engines(ctx.settings, ctx.metrics.observer)
     for name, engine in ctx.engines.items():
-        ctx.metrics.model_info.labels(name, engine.bundle.task.name).set(1)
+        choice = engine.runtime.choice
+        ctx.metrics.model_info.labels(name, engine.bundle.task.name, choice.engine, choice.precision).set(1)
     ctx.ready = True
 
 

@@ -36,8 +36,8 @@ class Metrics:
                                        buckets=_RATIO, registry=r)
         self.sequences = Counter("attnserve_sequences", "Sequences run", m, registry=r)
         self.tokens = Counter("attnserve_tokens", "Real tokens run", m, registry=r)
-        self.model_info = Gauge("attnserve_model_info", "1 per served model, with its task", ["model", "task"],
-                                registry=r)
+        self.model_info = Gauge("attnserve_model_info", "1 per served model, with its task, engine and precision",
+                                ["model", "task", "engine", "precision"], registry=r)
 
     def observer(self, model: str) -> ModelObserver:
         return ModelObserver(self, model)

@@ -11,6 +11,7 @@ from .settings import Settings
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+OPENVINO = "OpenVINO CPU"  # the OpenVINO engine (service/openvino_session.py), planned as a CPU
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,14 @@ def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -
             hint = "without --no-optimize" if kind == "optimized" else "again with this version of attnserve"
             raise BundleError(f"ATTNSERVE_GRAPH={kind} but the bundle has no {kind} graph; export it {hint} or set "
                               "ATTNSERVE_GRAPH=auto")
+    if provider == OPENVINO and settings.graph == "optimized":
+        raise BundleError("ATTNSERVE_GRAPH=optimized is ONNX Runtime's own graph (its fused operators); OpenVINO "
+                          "runs the default or packed graph: set ATTNSERVE_GRAPH=auto")
     # 2 workers x 1 thread on a CPU: 1.2x the throughput of one call on all cores at 64 clients (README)
     workers = settings.inference_workers or (1 if provider == CUDA else min(2, cores))
     threads = settings.intra_op_threads or max(1, cores // workers)
     default = "optimized" if settings.graph == "optimized" or (
-        settings.graph != "default" and "optimized" in graphs) else "default"
+        settings.graph != "default" and "optimized" in graphs and provider != OPENVINO) else "default"
     # Batches without attention run on the packed graph on a CPU (no work on padding outside attention: ~1.2x the
     # padded graph's throughput at 64 clients); on CUDA only when asked for, unmeasured there.
     packed = settings.graph == "packed" or (settings.graph == "auto" and provider == CPU and "packed" in graphs)

@@ -6,15 +6,17 @@ import ctypes
 import itertools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnxruntime as ort
+from tokenizers import Tokenizer
 
 from bundle import Bundle, BundleError, check_graph_io
 from bundle.packing import pack, pool
 
-from .plan import CPU, CUDA, make_plan
+from .plan import CPU, CUDA, OPENVINO, make_plan
+from .precision import FIDELITY_TEXTS, check_fidelity, choose_engine, measure_against_fp32
 from .settings import Settings
 
 log = logging.getLogger("attnserve")
@@ -46,6 +48,23 @@ class Pair:
 
 
 Sequence = np.ndarray | Pair
+
+
+def _native_bf16() -> tuple[bool, str]:
+    from .openvino_session import native_bf16
+
+    return native_bf16()
+
+
+def fidelity_sequences(bundle: Bundle) -> list[np.ndarray]:
+    """The fidelity sentences as the bundle's tokenizer encodes them (cut at its maximum), else seeded ids."""
+    if bundle.tokenizer_file is None:
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, bundle.vocab_size, n) for n in (4, 9, 17, 33, 64)]
+    tokenizer = Tokenizer.from_file(str(bundle.tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(bundle.max_length)
+    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(list(FIDELITY_TEXTS))]
 
 
 def _cuda_devices() -> tuple[int, str]:
@@ -118,6 +137,9 @@ class Runtime:
         self.task = bundle.task
         self._type_input = "token_type_ids" in bundle.serving.get("input_names", [])
         providers, reason = choose_providers(settings.provider)
+        self.choice = choose_engine(settings, bundle, providers[0] == CUDA, _native_bf16)
+        if self.choice.engine == "openvino":
+            providers, reason = [OPENVINO], self.choice.reason
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
         plan = make_plan(settings, providers[0], cores, graphs)
@@ -149,6 +171,11 @@ class Runtime:
             lone = _session_options(plan.lone_threads, settings, self._shared_values, long_context)
             lone.add_session_config_entry("session.force_spinning_stop", "1")
             self.lone_session = self._session(plan.default_graph, lone, [CPU])
+        if self.choice.precision != "fp32":  # measured before ready; refused below the bar
+            figures = measure_against_fp32(self, fidelity_sequences(bundle), cores)
+            check_fidelity(self.choice.precision, figures, settings.min_fidelity_cos)
+            self.choice = replace(self.choice, fidelity=figures)
+            log.info("%s fidelity against fp32: %s", self.choice.precision, figures)
         kinds = dict.fromkeys([plan.batch_graph, plan.default_graph, "attentions"])
         log.info("execution provider: %s (%s); graphs: %s; %d inference worker(s) x %d thread(s)%s%s", plan.provider,
                  reason, ", ".join(f"{k}={bundle.graph_file(k).name}" for k in kinds), plan.workers, plan.threads,
@@ -162,6 +189,12 @@ class Runtime:
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         file = self.bundle.graph_file(kind)
         assert file is not None
+        if providers[0] == OPENVINO:
+            from .openvino_session import OpenVinoSession
+
+            session = OpenVinoSession(file, options.intra_op_num_threads, self.choice.precision)
+            check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
+            return session  # type: ignore[return-value]  # the part of the session API the runtime uses
         session = ort.InferenceSession(str(file), options, providers=providers)
         check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
         return session

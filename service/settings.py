@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
     )
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32", description="fp32 (exact); bf16 (OpenVINO, only on a CPU with AMX or AVX512-BF16, refused elsewhere, "
+        "and only when its worst cosine against fp32, measured at start, reaches min_fidelity_cos); int8 is refused "
+        "(never reached the bar).",
+    )
+    engine: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto", description="What runs the graphs: auto is ONNX Runtime for fp32 and OpenVINO for bf16; openvino "
+        "needs the openvino package (pip install 'attnserve[openvino]').",
+    )
+    min_fidelity_cos: float = Field(
+        0.9999, gt=0, le=1, description="A reduced precision starts only if its worst cosine against fp32, on the "
+        "service's fidelity sentences, is at least this.",
+    )
     graph: Literal["auto", "default", "optimized", "packed"] = Field(
         "auto", description="Graph for requests without attentions: auto takes the optimized one when present, and "
         "on a CPU runs batches on the packed graph (no padding outside attention) when the bundle has one.",

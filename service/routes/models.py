@@ -50,5 +50,8 @@ def _describe(engine: Engine) -> dict:
         "architecture": _family(bundle.config.get("architecture", {})),
         "has_tokenizer": engine.tokenizer is not None,
         "execution_provider": plan.provider,
+        "engine": engine.runtime.choice.engine,
+        "precision": engine.runtime.choice.precision,
+        **({"fidelity": engine.runtime.choice.fidelity} if engine.runtime.choice.fidelity else {}),
         "graphs": {"default": plan.default_graph, "attentions": "attentions", "batches": plan.batch_graph},
     }

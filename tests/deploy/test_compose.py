@@ -66,7 +66,10 @@ def test_dockerfile_serving_image_has_no_torch_and_runs_as_non_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
     serve = text.split("AS serve", 1)[1].split("\nFROM ", 1)[0]
     installs = [line for line in serve.splitlines() if "pip install" in line]
-    assert installs and not any("torch" in line or "[" in line for line in installs)  # no torch, no extras
+    # no torch, no extras but OpenVINO, and that only in the CPU image
+    cpu_only = '".$( [ "$RUNTIME" = cpu ] && echo \'[openvino]\' )"'
+    assert installs and not any("torch" in line or "[" in line.replace(cpu_only, "") for line in installs)
+    assert any(cpu_only in line for line in installs)
     assert '! python -c "import torch"' in serve  # the build fails if torch sneaks in
     assert "USER attnserve" in serve and "HEALTHCHECK" in serve and "/readyz" in serve
     assert "nvidia/cuda:13" in text and "cudnn" in text

@@ -96,7 +96,7 @@ def test_models_lists_every_model_with_its_task(tasks: Tasks) -> None:
                                                     ("splade", "sparse")]
     assert data[1]["labels"] == LABELS
     metrics = httpx.get(f"{tasks.server.url}/metrics").text
-    assert 'attnserve_model_info{model="reranker",task="rerank"} 1.0' in metrics
+    assert 'attnserve_model_info{engine="onnxruntime",model="reranker",precision="fp32",task="rerank"} 1.0' in metrics
 
 
 def test_classify_equals_transformers_for_texts_and_pairs(tasks: Tasks) -> None:

@@ -1,0 +1,88 @@
+"""OpenVINO as one more implementation of the runtime's sessions: the bundle's own ONNX graphs compiled by
+OpenVINO's CPU plugin, behind the small part of ONNX Runtime's session API that the runtime uses (run,
+get_inputs, get_outputs, get_providers). Batching, packing, warm-up and readiness stay the runtime's.
+
+Precision is asked for explicitly, f32 or bf16: on a CPU with AMX, OpenVINO computes in bf16 unless told
+otherwise, and on a CPU without native bf16 it compiles a bf16 hint to f32 without a word (checked below)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bundle import BundleError
+
+OPENVINO = "OpenVINO CPU"
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def openvino_core() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise BundleError("ATTNSERVE_ENGINE=openvino (or ATTNSERVE_PRECISION=bf16) needs the openvino package: "
+                          "pip install 'attnserve[openvino]'") from None
+    return openvino.Core()
+
+
+def _types() -> Any:
+    import openvino
+
+    return openvino.Type
+
+
+def native_bf16() -> tuple[bool, str]:
+    """Whether this CPU computes bf16 itself (AMX or AVX512-BF16), as OpenVINO's CPU plugin reports it."""
+    capabilities = [str(c) for c in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    return "BF16" in capabilities, f"OpenVINO's CPU capabilities are {', '.join(capabilities)}"
+
+
+@dataclass(frozen=True)
+class _Arg:
+    """What check_graph_io reads of an ONNX Runtime NodeArg."""
+
+    name: str
+    shape: list[int | str]
+
+
+def _args(ports: Any) -> list[_Arg]:
+    return [_Arg(p.get_any_name(), [d.get_length() if d.is_static else "?" for d in p.get_partial_shape()])
+            for p in ports]
+
+
+class OpenVinoSession:
+    """One compiled graph; each inference thread gets its own infer request (a request is not thread-safe)."""
+
+    def __init__(self, path: Path, threads: int, precision: str) -> None:
+        core = openvino_core()
+        model = core.read_model(str(path))
+        self.compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY"})
+        runs = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        if runs != getattr(_types(), _HINTS[precision]):
+            raise BundleError(f"OpenVINO compiled {path.name} to {runs.get_type_name()}, not the {_HINTS[precision]} "
+                              "asked for (ATTNSERVE_PRECISION)")
+        self._outputs = list(self.compiled.outputs)
+        self._local = threading.local()
+
+    def run(self, names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        result = request.infer(feeds)
+        # the arrays are views of the request's tensors, which its next call overwrites
+        return [np.array(result[port], copy=True) for port in self._outputs]
+
+    def get_inputs(self) -> list[_Arg]:
+        return _args(self.compiled.inputs)
+
+    def get_outputs(self) -> list[_Arg]:
+        return _args(self._outputs)
+
+    def get_providers(self) -> list[str]:
+        return [OPENVINO]

@@ -1,0 +1,116 @@
+"""Which engine runs a bundle at which precision, decided once at start-up by documented rules, and the fidelity
+of a reduced precision measured against fp32 before the service reports ready (refused below the bar)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bundle import Bundle, BundleError
+
+from .settings import Settings
+
+if TYPE_CHECKING:  # runtime.py imports this module
+    from .runtime import Runtime
+
+INT8_REFUSAL = (
+    "ATTNSERVE_PRECISION=int8 is not offered: plain int8 of MiniLM measured a worst cosine of 0.93-0.97 against "
+    "fp32 (0.9985 with int8 weights only), below the 0.9999 bar; use fp32, or bf16 on a CPU with AMX or "
+    "AVX512-BF16 (docs/performance.md)"
+)
+# Sentences of many kinds and lengths: the vectors a reduced precision is judged on.
+FIDELITY_TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "A man is playing a guitar on the stage.",
+    "How do I reset my password?",
+    "Zürich, São Paulo and 東京 are cities; naïve café façade.",
+    "Attention weights show which tokens a Transformer reads together.",
+    "short",
+    "The committee postponed the vote until the budget figures for the next fiscal year had been audited.",
+    "Numbers such as 3.14159, 2026 and 1e-9 appear in technical text.",
+    "query: what is the capital of France?",
+    "passage: Paris is the capital and most populous city of France.",
+    "It rained all day, so the match was cancelled and the fans went home early.",
+    "def add(a, b): return a + b",
+)
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str  # "fp32" | "bf16"
+    engine: str  # "onnxruntime" | "openvino"
+    reason: str
+    fidelity: dict[str, Any] = field(default_factory=dict)  # measured against fp32 when not fp32
+
+
+def choose_engine(settings: Settings, bundle: Bundle, cuda: bool,
+                  native_bf16: Callable[[], tuple[bool, str]]) -> PrecisionChoice:
+    """The rules, in order: int8 is refused (never reached the fidelity bar); fp32 runs on ONNX Runtime unless
+    ATTNSERVE_ENGINE=openvino; bf16 runs on OpenVINO, only on a CPU (CUDA graphs in bf16/fp16 are not built),
+    only for embedding bundles, and only where the CPU computes bf16 natively: elsewhere OpenVINO would run f32
+    under a bf16 label, so the service refuses to start instead of falling back."""
+    precision, engine = settings.precision, settings.engine
+    if precision == "int8":
+        raise BundleError(INT8_REFUSAL)
+    if precision == "fp32":
+        chosen = "onnxruntime" if engine == "auto" else engine
+        if chosen == "openvino" and settings.provider == "cuda":
+            raise BundleError("ATTNSERVE_ENGINE=openvino runs on the CPU; it cannot go with ATTNSERVE_PROVIDER=cuda")
+        return PrecisionChoice("fp32", chosen, "fp32 (exact)" + (" on OpenVINO" if chosen == "openvino" else ""))
+    if engine == "onnxruntime":
+        raise BundleError("ATTNSERVE_PRECISION=bf16 runs on OpenVINO (ONNX Runtime's CPU provider has no bf16 path "
+                          "for these graphs): set ATTNSERVE_ENGINE=openvino or auto")
+    if cuda or settings.provider == "cuda":
+        raise BundleError("ATTNSERVE_PRECISION=bf16 is a CPU setting here: on CUDA serve fp32 (ATTNSERVE_PRECISION="
+                          "fp32); half-precision CUDA graphs are not built yet")
+    if bundle.task.kind != "embed":
+        raise BundleError(f"ATTNSERVE_PRECISION=bf16 is measured for embedding models only; {bundle.name} is a "
+                          f"{bundle.task.name} model: serve it in fp32")
+    native, why = native_bf16()
+    if not native:
+        raise BundleError(f"ATTNSERVE_PRECISION=bf16 needs a CPU that computes bf16 natively (AMX or AVX512-BF16); "
+                          f"this one does not ({why}): OpenVINO would run f32 under a bf16 label. Serve fp32 "
+                          "(ATTNSERVE_PRECISION=fp32) on this machine")
+    return PrecisionChoice("bf16", "openvino", f"bf16 on OpenVINO ({why})")
+
+
+def fidelity(want: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
+    """Cosine of each vector against the reference's: worst and median, and the largest absolute difference."""
+    cosines, worst_abs = [], 0.0
+    for w, g in zip(want, got, strict=True):
+        w, g = np.asarray(w, dtype=np.float64).ravel(), np.asarray(g, dtype=np.float64).ravel()
+        cosines.append(float(w @ g / max(np.linalg.norm(w) * np.linalg.norm(g), 1e-30)))
+        worst_abs = max(worst_abs, float(np.abs(w - g).max()))
+    return {"worst_cos": min(cosines), "median_cos": float(np.median(cosines)), "max_abs_diff": worst_abs,
+            "sequences": len(want)}
+
+
+def measure_against_fp32(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, float]:
+    """The runtime's pooled vectors and attentions against the same graphs compiled by OpenVINO in f32, on the
+    same sequences: worst and median cosine of the pooled vectors, and the largest attention difference."""
+    from .openvino_session import OpenVinoSession
+
+    bundle = runtime.bundle
+    reference = copy.copy(runtime)
+    reference.sessions = {False: OpenVinoSession(bundle.graph_file(runtime.plan.default_graph), threads, "fp32"),
+                          True: OpenVinoSession(bundle.graph_file("attentions"), threads, "fp32")}
+    reference.packed_session = reference.lone_session = None
+    want = reference.run(sequences, False, alone=True)
+    got = runtime.run(sequences, False, alone=True)
+    figures = fidelity([r.pooled for r in want], [r.pooled for r in got])
+    want_att, got_att = reference.run(sequences[:4], True), runtime.run(sequences[:4], True)
+    figures["max_attention_error"] = max(float(np.abs(w.attentions - g.attentions).max())
+                                         for w, g in zip(want_att, got_att, strict=True))
+    return figures
+
+
+def check_fidelity(precision: str, figures: dict[str, float], bar: float) -> None:
+    """Refuse a precision whose measured worst cosine is below ATTNSERVE_MIN_FIDELITY_COS."""
+    if figures["worst_cos"] < bar:
+        raise BundleError(f"ATTNSERVE_PRECISION={precision}: its worst cosine against fp32 over "
+                          f"{figures['sequences']} sentences is {figures['worst_cos']:.6f}, below the bar "
+                          f"{bar} (ATTNSERVE_MIN_FIDELITY_COS); serve fp32, or lower the bar knowingly")

@@ -1,0 +1,135 @@
+"""Precision and engine: the start-up rules (one clear error each), OpenVINO as a second engine with ONNX
+Runtime's numbers, and the fidelity measurement a reduced precision must pass. bf16 itself runs only where
+the CPU computes it natively: the test that needs it is chosen by what OpenVINO reports of this CPU, and a
+machine without it tests the refusal instead."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from bundle import BundleError, load_bundle
+from service.app import create_app
+from service.openvino_session import native_bf16
+from service.precision import check_fidelity, choose_engine, fidelity, measure_against_fp32
+from service.runtime import Runtime, fidelity_sequences
+from service.settings import Settings
+
+from .conftest import client_for
+
+NATIVE_BF16, WHY = native_bf16()
+
+
+def _start(bundle: Path, **settings: object) -> TestClient:
+    return TestClient(create_app(Settings(model=bundle, **settings)))
+
+
+def test_int8_is_refused_with_the_measured_reason(tiny_bundle: Path) -> None:
+    with pytest.raises(BundleError, match="int8 is not offered: plain int8 of MiniLM measured a worst cosine"), \
+            _start(tiny_bundle, precision="int8"):
+        pass
+
+
+def test_bf16_on_onnxruntime_is_refused(tiny_bundle: Path) -> None:
+    with pytest.raises(BundleError, match="bf16 runs on OpenVINO .*set ATTNSERVE_ENGINE=openvino or auto"), \
+            _start(tiny_bundle, precision="bf16", engine="onnxruntime"):
+        pass
+
+
+@pytest.mark.skipif(NATIVE_BF16, reason="this CPU computes bf16: test_bf16_where_the_cpu_computes_it runs instead")
+def test_bf16_without_native_support_is_refused_at_start(tiny_bundle: Path) -> None:
+    """The documented rule: no silent fallback to f32 under a bf16 label."""
+    with pytest.raises(BundleError, match="bf16 needs a CPU that computes bf16 natively .*Serve fp32"), \
+            _start(tiny_bundle, precision="bf16"):
+        pass
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason=f"no native bf16 here ({WHY}): the refusal test runs instead")
+def test_bf16_where_the_cpu_computes_it(minilm_bundle: Path) -> None:  # pragma: no cover - AMX machines
+    texts = ["The quick brown fox jumps over the lazy dog.", "Zürich in winter", "x"]
+    with client_for(minilm_bundle) as fp32, client_for(minilm_bundle, precision="bf16") as bf16:
+        model = bf16.get("/v1/models").json()["data"][0]
+        assert (model["engine"], model["precision"]) == ("openvino", "bf16")
+        assert model["fidelity"]["worst_cos"] >= 0.9999
+        want = np.array(fp32.post("/encode", json={"texts": texts}).json()["embeddings"])
+        got = np.array(bf16.post("/encode", json={"texts": texts}).json()["embeddings"])
+        cosines = (want * got).sum(axis=1)  # normalized vectors
+        assert cosines.min() >= 0.9999
+    with pytest.raises(BundleError, match="below the bar 1.0"), client_for(minilm_bundle, precision="bf16",
+                                                                           min_fidelity_cos=1.0):
+        pass
+
+
+def test_the_rules_with_a_cpu_that_has_bf16(tiny_bundle: Path, tmp_path: Path) -> None:
+    """The rules past the CPU check, with the CPU's answer given: bf16 goes to OpenVINO; CUDA and task bundles
+    are refused by name."""
+    bundle = load_bundle(tiny_bundle)
+    yes = lambda: (True, "BF16 listed")  # noqa: E731
+    choice = choose_engine(Settings(model=tiny_bundle, precision="bf16"), bundle, False, yes)
+    assert (choice.precision, choice.engine) == ("bf16", "openvino")
+    with pytest.raises(BundleError, match="bf16 is a CPU setting here"):
+        choose_engine(Settings(model=tiny_bundle, precision="bf16"), bundle, True, yes)
+    task = tmp_path / "task"
+    shutil.copytree(tiny_bundle, task)
+    config = json.loads((task / "config.json").read_text())
+    config["task"] = {"kind": "classify", "labels": ["a", "b"], "activation": "softmax"}
+    (task / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="measured for embedding models only"):
+        choose_engine(Settings(model=task, precision="bf16"), load_bundle(task, False), False, yes)
+    fp32 = choose_engine(Settings(model=tiny_bundle), bundle, False, yes)
+    assert (fp32.precision, fp32.engine) == ("fp32", "onnxruntime")  # ONNX Runtime stays the default
+
+
+def test_fidelity_below_the_bar_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    want = [rng.normal(size=16) for _ in range(5)]
+    close = [w + 1e-4 * rng.normal(size=16) for w in want]
+    far = [*close[:4], -want[4]]  # one vector turned around
+    figures = fidelity(want, close)
+    assert 0.9999 < figures["worst_cos"] <= figures["median_cos"] <= 1.0
+    check_fidelity("bf16", figures, 0.9999)
+    bad = fidelity(want, far)
+    assert bad["worst_cos"] == pytest.approx(-1.0)
+    with pytest.raises(BundleError, match="worst cosine against fp32 over 5 sentences is -1.000000, below the bar"):
+        check_fidelity("bf16", bad, 0.9999)
+
+
+def test_the_fidelity_measurement_on_openvino(tiny_bundle: Path) -> None:
+    """The measurement a bf16 start runs, here on an fp32 OpenVINO runtime: against OpenVINO f32 it must find
+    the same numbers (cosine 1, attention error ~0), and the sequences are the fidelity sentences."""
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, engine="openvino", warmup=False))
+    sequences = fidelity_sequences(runtime.bundle)
+    assert len(sequences) == 12 and len({len(s) for s in sequences}) > 5
+    figures = measure_against_fp32(runtime, sequences, 1)
+    assert figures["worst_cos"] > 1 - 1e-6 and figures["max_attention_error"] < 1e-5
+
+
+@pytest.mark.parametrize("bundle_name", ["tiny_bundle", "minilm_bundle"])
+def test_openvino_gives_onnxruntimes_numbers(bundle_name: str, request: pytest.FixtureRequest) -> None:
+    """The second engine through the whole service: vectors, token vectors and attentions as ONNX Runtime's,
+    for batches of mixed lengths; /v1/models and the metrics say which engine and precision run."""
+    bundle = request.getfixturevalue(bundle_name)
+    texts = ["The quick brown fox jumps over the lazy dog.", "x", "Zürich, naïve café " * 12, ""]
+    body = {"texts": texts, "truncate": True, "return_token_embeddings": True, "return_attentions": True,
+            "attention_layers": [0, -1]}
+    with client_for(bundle) as ort_client, client_for(bundle, engine="openvino") as ov_client:
+        model = ov_client.get("/v1/models").json()["data"][0]
+        assert (model["engine"], model["precision"], model["execution_provider"]) == ("openvino", "fp32",
+                                                                                    "OpenVINO CPU")
+        assert 'model_info{engine="openvino",model="' in ov_client.get("/metrics").text
+        want, got = ort_client.post("/encode", json=body).json(), ov_client.post("/encode", json=body).json()
+    assert got["tokens"] == want["tokens"]
+    for key in ("embeddings", "token_embeddings", "attentions"):
+        for w, g in zip(want[key], got[key], strict=True):
+            assert np.abs(np.asarray(w) - np.asarray(g)).max() <= 1e-4, key
+
+
+def test_openvino_refuses_onnxruntimes_own_graph(tiny_bundle: Path) -> None:
+    with pytest.raises(BundleError, match="optimized is ONNX Runtime's own graph"), \
+            _start(tiny_bundle, engine="openvino", graph="optimized"):
+        pass
