@@ -42,6 +42,8 @@ def main() -> int:
                         "see loadtest/families.py; needs transformers")
     parser.add_argument("--rerank", action="store_true", help="also the rerank line (pairs/s at 64 clients): a "
                         "cross-encoder of MiniLM's shape, see loadtest/rerank.py; needs transformers")
+    parser.add_argument("--precisions", help="also the precision axis, in the same run: comma-separated variants of "
+                        "loadtest/precision.py (ort-fp32, openvino-fp32, openvino-bf16)")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
@@ -115,6 +117,13 @@ def main() -> int:
         print("rerank ...", flush=True)
         (args.output / "rerank").mkdir(exist_ok=True)
         result["rerank"] = rerank.run(args.output / "rerank", args.seconds, args.port + 20)
+    if args.precisions:
+        from loadtest import precision
+
+        print("precision ...", flush=True)
+        (args.output / "precision").mkdir(exist_ok=True)
+        result["precision"] = precision.run(args.model, args.output / "precision", args.precisions.split(","),
+                                            args.seconds, args.port + 30)
     result["targets"] = targets(result)
     (args.output / "bench.json").write_text(json.dumps(result, indent=2))
     plot(args.output, result)
@@ -125,7 +134,10 @@ def main() -> int:
     if args.rerank:
         report += ("\n## Rerank (same run; 1 query + 8 documents per request, 64 clients)\n\n"
                    + rerank.table(result["rerank"]) + "\n")
-    if args.families or args.rerank:
+    if args.precisions:
+        report += (f"\n## Precision (same run; CPU flags: {' '.join(result['precision']['cpu_flags']) or 'none'})\n\n"
+                   + precision.table(result["precision"]) + "\n")
+    if args.families or args.rerank or args.precisions:
         (args.output / "bench.md").write_text(report)
     print(report)
     return 0

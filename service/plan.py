@@ -49,7 +49,7 @@ def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -
     packed = settings.graph == "packed" or (settings.graph == "auto" and provider == CPU and "packed" in graphs)
     # A batch that runs alone (light load) gets every core: one MiniLM sentence takes ~8 ms on one thread and
     # ~4.5 ms on two.
-    lone = settings.lone_batch_all_cores and provider == CPU and workers > 1 and threads < cores
+    lone = settings.lone_batch_all_cores and provider in (CPU, OPENVINO) and workers > 1 and threads < cores
     return Plan(
         provider=provider, workers=workers, threads=threads, default_graph=default,
         batch_graph="packed" if packed else default, lone_threads=cores if lone else 0,

@@ -138,8 +138,10 @@ class Runtime:
         self._type_input = "token_type_ids" in bundle.serving.get("input_names", [])
         providers, reason = choose_providers(settings.provider)
         self.choice = choose_engine(settings, bundle, providers[0] == CUDA, _native_bf16)
+        self._length_step = 1
         if self.choice.engine == "openvino":
             providers, reason = [OPENVINO], self.choice.reason
+            self._length_step = settings.openvino_length_step
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
         plan = make_plan(settings, providers[0], cores, graphs)
@@ -148,6 +150,7 @@ class Runtime:
         self.shared: dict[str, np.ndarray] = load_shared(bundle) if providers[0] == CPU else {}
         self._shared_values = {k: ort.OrtValue.ortvalue_from_numpy(a) for k, a in self.shared.items()}
         long_context = bundle.query_chunks > 1
+        self._ov_streams, self._ov_threads = plan.workers, plan.threads
         options = _session_options(plan.threads, settings, self._shared_values, long_context)
         # The attention graph's outputs and intermediates grow with length^2 x layers x heads: without the arena,
         # what a long attention batch took goes back after the call instead of staying with the process.
@@ -170,7 +173,8 @@ class Runtime:
         if plan.lone_threads:
             lone = _session_options(plan.lone_threads, settings, self._shared_values, long_context)
             lone.add_session_config_entry("session.force_spinning_stop", "1")
-            self.lone_session = self._session(plan.default_graph, lone, [CPU])
+            self.lone_session = self._session(plan.default_graph, lone, providers[:1] if providers[0] == OPENVINO
+                                              else [CPU])
         if self.choice.precision != "fp32":  # measured before ready; refused below the bar
             figures = measure_against_fp32(self, fidelity_sequences(bundle), cores)
             check_fidelity(self.choice.precision, figures, settings.min_fidelity_cos)
@@ -192,7 +196,8 @@ class Runtime:
         if providers[0] == OPENVINO:
             from .openvino_session import OpenVinoSession
 
-            session = OpenVinoSession(file, options.intra_op_num_threads, self.choice.precision)
+            streams = 1 if options.intra_op_num_threads > self._ov_threads else self._ov_streams  # the lone session
+            session = OpenVinoSession(file, options.intra_op_num_threads, self.choice.precision, streams)
             check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
             return session  # type: ignore[return-value]  # the part of the session API the runtime uses
         session = ort.InferenceSession(str(file), options, providers=providers)
@@ -223,6 +228,8 @@ class Runtime:
             return self._run_packed(sequences)  # type: ignore[arg-type]  # embedding bundles: plain ids only
         lengths = [len(s) for s in sequences]
         width = max(lengths)
+        if self._length_step > 1:  # a few widths only: OpenVINO prepares kernels per input shape
+            width = max(width, min(-(-width // self._length_step) * self._length_step, self.bundle.max_length))
         ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(sequences), width), dtype=np.int64)
         types = np.zeros((len(sequences), width), dtype=np.int64)

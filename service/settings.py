@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         "auto", description="What runs the graphs: auto is ONNX Runtime for fp32 and OpenVINO for bf16; openvino "
         "needs the openvino package (pip install 'attnserve[openvino]').",
     )
+    openvino_length_step: int = Field(
+        16, ge=1, le=512, description="OpenVINO: batches are padded to a multiple of this many tokens, so that few "
+        "input shapes occur (it prepares kernels per shape); 1: to the longest input only.",
+    )
     min_fidelity_cos: float = Field(
         0.9999, gt=0, le=1, description="A reduced precision starts only if its worst cosine against fp32, on the "
         "service's fidelity sentences, is at least this.",

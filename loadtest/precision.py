@@ -1,0 +1,170 @@
+"""The benchmark's precision axis: each (engine, precision) variant in one run, its in-process ceiling (the
+service's own runtime, batches of 32 sentences grouped by length, one call on every core), the service at
+several client counts (one sentence per request), and the worst cosine of its vectors on the whole corpus
+against ONNX Runtime fp32 (itself equal to sentence-transformers within 1e-5: tests/models). A variant the
+machine refuses (bf16 without native support) gets a line with the service's own start-up error. The CPU's
+model and its relevant flags go with every figure.
+
+    python -m loadtest.precision --model build/minilm --output results/precision
+    python -m loadtest.bench --precisions ort-fp32,openvino-fp32,openvino-bf16 ...   # inside the benchmark
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadtest.checks import load_corpus
+from loadtest.load import step
+from loadtest.servers import machine, rss_mb, start_server
+
+VARIANTS = {"ort-fp32": ("onnxruntime", "fp32"), "openvino-fp32": ("openvino", "fp32"),
+            "openvino-bf16": ("openvino", "bf16")}
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The flags that decide what a precision can do here (from /proc/cpuinfo)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    m = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    present = set(m.group(1).split()) if m else set()
+    return [f for f in FLAGS if f in present]
+
+
+def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_s: float) -> float:
+    from bundle import load_bundle
+    from service.runtime import Runtime
+    from service.settings import Settings
+    from service.tokenize import TextTokenizer
+
+    loaded = load_bundle(bundle)
+    runtime = Runtime(loaded, Settings(model=bundle, engine=engine, precision=precision, inference_workers=1,
+                                       warmup=False))
+    tokenizer = TextTokenizer(bundle / "tokenizer.json", loaded.max_length)
+    sequences = sorted((e.ids for e in tokenizer.encode(texts, True)), key=len)
+    batches = [sequences[i: i + 32] for i in range(0, len(sequences), 32)]
+    for batch in batches:  # every shape once: OpenVINO prepares kernels per input shape
+        runtime.run(batch, False)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < budget_s:
+        batch = batches[done % len(batches)]
+        runtime.run(batch, False)
+        done += len(batch)
+    return done / (time.perf_counter() - started)
+
+
+def vectors(url: str, texts: list[str]) -> np.ndarray:
+    out = []
+    for i in range(0, len(texts), 32):
+        body = json.dumps({"texts": texts[i: i + 32], "truncate": True}).encode()
+        request = urllib.request.Request(f"{url}/encode", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            out += json.load(r)["embeddings"]
+    return np.asarray(out, dtype=np.float64)
+
+
+def _refusal(log: Path) -> str:
+    lines = [line for line in log.read_text().splitlines() if "error" in line.lower()]
+    return lines[-1] if lines else "the service did not start"
+
+
+def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: float, port: int,
+            concurrency: tuple[int, ...], reference: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
+    engine, precision = VARIANTS[name]
+    line: dict[str, Any] = {"variant": name, "engine": engine, "precision": precision}
+    log = output / f"server-{name}.log"
+    try:
+        proc, ready_s = start_server(bundle, port, {"ATTNSERVE_ENGINE": engine, "ATTNSERVE_PRECISION": precision},
+                                     log)
+    except RuntimeError:
+        line["refused"] = _refusal(log)
+        print(f"{name:14s} refused: {line['refused']}", flush=True)
+        return line, None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        got = vectors(url, texts)
+        if reference is not None:
+            cosines = (got * reference).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
+            line["worst_cos"], line["median_cos"] = float(cosines.min()), float(np.median(cosines))
+        dims = got.shape[1]
+        line["service"] = {str(c): asdict(step(url, name, texts, c, seconds, dims, proc.pid)) for c in concurrency}
+        line["ready_s"] = ready_s
+        line |= rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    line["ceiling_sequences_per_s"] = ceiling(bundle, texts, engine, precision, min(seconds, 5.0))
+    best = max(s["sequences_per_s"] for s in line["service"].values())
+    line["of_ceiling"] = best / line["ceiling_sequences_per_s"]
+    print(f"{name:14s} ceiling {line['ceiling_sequences_per_s']:7.1f} seq/s  service best {best:7.1f} "
+          f"({line['of_ceiling']:.0%})  worst cos {line.get('worst_cos', 1.0):.7f}", flush=True)
+    return line, got
+
+
+def run(bundle: Path, output: Path, names: list[str], seconds: float, port: int,
+        concurrency: tuple[int, ...] = (1, 16, 64)) -> dict[str, Any]:
+    texts = load_corpus(paragraphs=False)
+    lines, reference = [], None
+    for i, name in enumerate(names):
+        line, got = measure(name, bundle, output, texts, seconds, port + i, concurrency, reference)
+        if reference is None and got is not None and name == "ort-fp32":
+            reference = got
+        lines.append(line)
+    return {"cpu_flags": cpu_flags(), "concurrency": list(concurrency), "variants": lines}
+
+
+def table(result: dict[str, Any]) -> str:
+    cs = result["concurrency"]
+    head = ("| variant | ceiling (seq/s) | " + " | ".join(f"c={c} seq/s (p99 ms)" for c in cs)
+            + f" | of ceiling | event loop CPU (ms/req, c={cs[-1]}) | worst cos vs ORT fp32 |")
+    rows = [head, "|" + " --- |" * (len(cs) + 5)]
+    for line in result["variants"]:
+        if "refused" in line:
+            rows.append(f"| {line['variant']} | refused at start: {line['refused'].split('error: ')[-1]} |"
+                        + " |" * (len(cs) + 3))
+            continue
+        service = line["service"]
+        cells = [f"{service[str(c)]['sequences_per_s']:.0f} ({service[str(c)]['p99_ms']:.0f})" for c in cs]
+        loop = service[str(cs[-1])]["breakdown_ms"].get("cpu: event loop", float("nan"))
+        rows.append(f"| {line['variant']} | {line['ceiling_sequences_per_s']:.0f} | " + " | ".join(cells)
+                    + f" | {line['of_ceiling']:.0%} | {loop:.2f} | {line.get('worst_cos', 1.0):.7f} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("build/minilm"))
+    parser.add_argument("--output", type=Path, default=Path("results/precision"))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--port", type=int, default=8815)
+    args = parser.parse_args()
+    names = args.variants.split(",")
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    args.output.mkdir(parents=True, exist_ok=True)
+    result = run(args.model, args.output, names, args.seconds, args.port,
+                 tuple(int(c) for c in args.concurrency.split(",")))
+    result |= {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
+    (args.output / "precision.json").write_text(json.dumps(result, indent=2))
+    md = (f"# Precision, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores, flags "
+          f"{' '.join(result['cpu_flags']) or 'none of ' + ', '.join(FLAGS)}; {args.seconds:g} s per step\n\n"
+          f"{table(result)}\n")
+    (args.output / "precision.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
