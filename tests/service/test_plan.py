@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bundle import BundleError
-from service.plan import CPU, CUDA, Plan, make_plan
+from service.plan import CPU, CUDA, OPENVINO, Plan, make_plan
 from service.settings import Settings
 
 ALL = {"default", "attentions", "optimized", "packed"}
@@ -32,8 +32,11 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5)),
     (CPU, 2, ALL, {"graph": "default"}, Plan(CPU, 2, 1, "default", "default", 2, 1.1)),
     (CPU, 2, ALL, {"graph": "optimized"}, Plan(CPU, 2, 1, "optimized", "optimized", 2, 1.1)),
+    # OpenVINO: ONNX Runtime's optimized graph is not its own; padded batches unless packed is asked for
+    (OPENVINO, 2, ALL, {}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1)),
+    (OPENVINO, 2, ALL, {"graph": "packed"}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5)),
 ], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
-        "cpu-default-graph", "cpu-optimized-graph"])
+        "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-packed"])
 def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
     assert plan(provider, cores, graphs, **settings) == want
 
