@@ -90,8 +90,8 @@ async def rerank(body: RerankRequest, request: Request) -> Response:
         results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)
     except ClientGone:
         return Response(status_code=499)
-    scores = np.array([scores_of(r.scores, task.activation, body.raw_scores)[0] for r in results
-                       if r.scores is not None])
+    # one score per document, in document order: a classify bundle's every result has its logits
+    scores = np.array([scores_of(r.scores, task.activation, body.raw_scores)[0] for r in results])  # type: ignore[arg-type]
     order = np.argsort(-scores, kind="stable")[: body.top_n or len(scores)]
     total = sum(len(s) for s in sequences)
     if body.texts is not None:  # TEI
