@@ -123,7 +123,7 @@ def main() -> int:
         print("precision ...", flush=True)
         (args.output / "precision").mkdir(exist_ok=True)
         result["precision"] = precision.run(args.model, args.output / "precision", args.precisions.split(","),
-                                            args.seconds, args.port + 30)
+                                            args.seconds, args.port + 30, precision.parse_steps("1,16,64,16x8"))
     result["targets"] = targets(result)
     (args.output / "bench.json").write_text(json.dumps(result, indent=2))
     plot(args.output, result)

@@ -51,11 +51,14 @@ def scrape(text: str) -> dict[str, float]:
     return out
 
 
-async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: float, dims: int) -> tuple:
+async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: float, dims: int,
+                      per_request: int = 1) -> tuple:
+    """Each client sends `per_request` consecutive corpus texts per request, the next as soon as one answers."""
     latencies: list[float] = []
     tokens = errors = 0
     # bodies encoded once, answers parsed with orjson: the load generator shares the cores with the service
-    bodies = {text: orjson.dumps({"texts": [text], "truncate": True}) for text in texts}
+    groups = [[texts[(i + j) % len(texts)] for j in range(per_request)] for i in range(len(texts))]
+    bodies = [orjson.dumps({"texts": group, "truncate": True}) for group in groups]
     stop_at = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
@@ -64,12 +67,12 @@ async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: flo
             nonlocal tokens, errors
             i = k * 7919
             while time.perf_counter() < stop_at:
-                text = texts[i % len(texts)]
+                data = bodies[i % len(bodies)]
                 i += 1
                 started = time.perf_counter()
-                async with http.post(f"{url}/encode", data=bodies[text], headers=JSON) as r:
+                async with http.post(f"{url}/encode", data=data, headers=JSON) as r:
                     body = orjson.loads(await r.read())
-                    if r.status != 200 or check_encode(body, 1, dims):
+                    if r.status != 200 or check_encode(body, per_request, dims):
                         errors += 1
                         continue
                 latencies.append(time.perf_counter() - started)
@@ -102,13 +105,14 @@ def thread_cpu_s(pid: int) -> tuple[float, float]:
     return main, rest
 
 
-def step(url: str, mode: str, texts: list[str], c: int, seconds: float, dims: int, pid: int | None) -> Step:
+def step(url: str, mode: str, texts: list[str], c: int, seconds: float, dims: int, pid: int | None,
+         per_request: int = 1) -> Step:
     """One closed-loop step against a running service, with its metrics and, when local, its CPU by thread."""
-    run_loop(closed_loop(url, texts, c, min(1.0, seconds), dims))  # warm the connections and the queue
+    run_loop(closed_loop(url, texts, c, min(1.0, seconds), dims, per_request))  # warm the connections, the queue
     before = scrape(http_get(f"{url}/metrics"))
     cpu_before = thread_cpu_s(pid) if pid else (0.0, 0.0)
     own_before = time.process_time()
-    latencies, tokens, errors, elapsed = run_loop(closed_loop(url, texts, c, seconds, dims))
+    latencies, tokens, errors, elapsed = run_loop(closed_loop(url, texts, c, seconds, dims, per_request))
     own = time.process_time() - own_before
     cpu_after = thread_cpu_s(pid) if pid else (0.0, 0.0)
     after = scrape(http_get(f"{url}/metrics"))
@@ -132,7 +136,7 @@ def step(url: str, mode: str, texts: list[str], c: int, seconds: float, dims: in
         }
     s = Step(
         mode=mode, concurrency=c, seconds=elapsed, requests=len(latencies), errors=errors,
-        sequences_per_s=len(latencies) / elapsed, requests_per_s=len(latencies) / elapsed,
+        sequences_per_s=len(latencies) * per_request / elapsed, requests_per_s=len(latencies) / elapsed,
         tokens_per_s=tokens / elapsed,
         p50_ms=float(np.percentile(lat, 50)), p95_ms=float(np.percentile(lat, 95)),
         p99_ms=float(np.percentile(lat, 99)),

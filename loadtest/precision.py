@@ -40,7 +40,7 @@ def cpu_flags() -> list[str]:
     return [f for f in FLAGS if f in present]
 
 
-def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_s: float) -> float:
+def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_s: float, batch: int = 32) -> float:
     from bundle import load_bundle
     from service.runtime import Runtime
     from service.settings import Settings
@@ -51,7 +51,7 @@ def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_
                                        warmup=False))
     tokenizer = TextTokenizer(bundle / "tokenizer.json", loaded.max_length)
     sequences = sorted((e.ids for e in tokenizer.encode(texts, True)), key=len)
-    batches = [sequences[i: i + 32] for i in range(0, len(sequences), 32)]
+    batches = [sequences[i: i + batch] for i in range(0, len(sequences), batch)]
     for batch in batches:  # every shape once: OpenVINO prepares kernels per input shape
         runtime.run(batch, False)
     done, started = 0, time.perf_counter()
@@ -60,6 +60,24 @@ def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_
         runtime.run(batch, False)
         done += len(batch)
     return done / (time.perf_counter() - started)
+
+
+def sweep(bundle: Path, names: list[str], batches: tuple[int, ...] = (1, 8, 32, 64),
+          budget_s: float = 3.0) -> dict[str, dict[str, float]]:
+    """In-process sentences/s per batch size for each variant this machine runs: where the batcher's sizes
+    should sit for each engine and precision (a refused variant is left out)."""
+    from bundle import BundleError
+
+    texts, out = load_corpus(paragraphs=False), {}
+    for name in names:
+        engine, precision = VARIANTS[name]
+        try:
+            out[name] = {str(b): ceiling(bundle, texts, engine, precision, budget_s, b) for b in batches}
+        except BundleError as exc:
+            print(f"{name:14s} refused: {exc}", flush=True)
+            continue
+        print(f"{name:14s} " + "  ".join(f"batch {b}: {v:7.1f}" for b, v in out[name].items()), flush=True)
+    return out
 
 
 def vectors(url: str, texts: list[str]) -> np.ndarray:
@@ -77,8 +95,22 @@ def _refusal(log: Path) -> str:
     return lines[-1] if lines else "the service did not start"
 
 
+def parse_steps(spec: str) -> tuple[str, ...]:
+    """"1,16,64,16x8": clients per step, and after an x the sentences per request (1 when not given)."""
+    steps = tuple(s.strip() for s in spec.split(",") if s.strip())
+    for s in steps:
+        if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)?", s):
+            raise ValueError(f"{s!r} is not CLIENTS or CLIENTSxSENTENCES")
+    return steps
+
+
+def _split(label: str) -> tuple[int, int]:
+    clients, _, per = label.partition("x")
+    return int(clients), int(per or 1)
+
+
 def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: float, port: int,
-            concurrency: tuple[int, ...], reference: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
+            concurrency: tuple[str, ...], reference: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
     engine, precision = VARIANTS[name]
     line: dict[str, Any] = {"variant": name, "engine": engine, "precision": precision}
     log = output / f"server-{name}.log"
@@ -96,7 +128,8 @@ def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: fl
             cosines = (got * reference).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
             line["worst_cos"], line["median_cos"] = float(cosines.min()), float(np.median(cosines))
         dims = got.shape[1]
-        line["service"] = {str(c): asdict(step(url, name, texts, c, seconds, dims, proc.pid)) for c in concurrency}
+        line["service"] = {c: asdict(step(url, name, texts, *_split(c)[:1], seconds, dims, proc.pid, _split(c)[1]))
+                           for c in concurrency}
         line["ready_s"] = ready_s
         line |= rss_mb(proc.pid)
     finally:
@@ -111,7 +144,7 @@ def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: fl
 
 
 def run(bundle: Path, output: Path, names: list[str], seconds: float, port: int,
-        concurrency: tuple[int, ...] = (1, 16, 64)) -> dict[str, Any]:
+        concurrency: tuple[str, ...] = ("1", "16", "64")) -> dict[str, Any]:
     texts = load_corpus(paragraphs=False)
     lines, reference = [], None
     for i, name in enumerate(names):
@@ -124,7 +157,8 @@ def run(bundle: Path, output: Path, names: list[str], seconds: float, port: int,
 
 def table(result: dict[str, Any]) -> str:
     cs = result["concurrency"]
-    head = ("| variant | ceiling (seq/s) | " + " | ".join(f"c={c} seq/s (p99 ms)" for c in cs)
+    head = ("| variant | ceiling (seq/s) | " + " | ".join(
+        f"c={_split(c)[0]}" + (f", {_split(c)[1]}/req" if "x" in c else "") + " seq/s (p99 ms)" for c in cs)
             + f" | of ceiling | event loop CPU (ms/req, c={cs[-1]}) | worst cos vs ORT fp32 |")
     rows = [head, "|" + " --- |" * (len(cs) + 5)]
     for line in result["variants"]:
@@ -133,11 +167,21 @@ def table(result: dict[str, Any]) -> str:
                         + " |" * (len(cs) + 3))
             continue
         service = line["service"]
-        cells = [f"{service[str(c)]['sequences_per_s']:.0f} ({service[str(c)]['p99_ms']:.0f})" for c in cs]
-        loop = service[str(cs[-1])]["breakdown_ms"].get("cpu: event loop", float("nan"))
+        cells = [f"{service[c]['sequences_per_s']:.0f} ({service[c]['p99_ms']:.0f})" for c in cs]
+        loop = service[cs[-1]]["breakdown_ms"].get("cpu: event loop", float("nan"))
         rows.append(f"| {line['variant']} | {line['ceiling_sequences_per_s']:.0f} | " + " | ".join(cells)
                     + f" | {line['of_ceiling']:.0%} | {loop:.2f} | {line.get('worst_cos', 1.0):.7f} |")
     return "\n".join(rows)
+
+
+def sweep_table(sweep: dict[str, dict[str, float]]) -> str:
+    if not sweep:
+        return ""
+    sizes = list(next(iter(sweep.values())))
+    rows = ["\nIn process, sentences/s by batch size (grouped by length, every core):\n",
+            "| variant | " + " | ".join(f"batch {b}" for b in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
+    rows += [f"| {name} | " + " | ".join(f"{v:.0f}" for v in line.values()) + " |" for name, line in sweep.items()]
+    return "\n".join(rows) + "\n"
 
 
 def main() -> int:
@@ -146,21 +190,28 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path("results/precision"))
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--concurrency", default="1,16,64,16x8",
+                        help="steps: clients, or CLIENTSxSENTENCES for several sentences per request")
     parser.add_argument("--port", type=int, default=8815)
+    parser.add_argument("--sweep", action="store_true", help="also in-process sentences/s at batch 1, 8, 32, 64")
     args = parser.parse_args()
     names = args.variants.split(",")
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants: {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     args.output.mkdir(parents=True, exist_ok=True)
-    result = run(args.model, args.output, names, args.seconds, args.port,
-                 tuple(int(c) for c in args.concurrency.split(",")))
+    try:
+        steps = parse_steps(args.concurrency)
+    except ValueError as exc:
+        parser.error(f"--concurrency: {exc}")
+    result = run(args.model, args.output, names, args.seconds, args.port, steps)
+    if args.sweep:
+        result["sweep"] = sweep(args.model, names)
     result |= {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
     (args.output / "precision.json").write_text(json.dumps(result, indent=2))
     md = (f"# Precision, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores, flags "
           f"{' '.join(result['cpu_flags']) or 'none of ' + ', '.join(FLAGS)}; {args.seconds:g} s per step\n\n"
-          f"{table(result)}\n")
+          f"{table(result)}\n" + (sweep_table(result["sweep"]) if "sweep" in result else ""))
     (args.output / "precision.md").write_text(md)
     print(md)
     return 0

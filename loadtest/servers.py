@@ -50,8 +50,10 @@ def machine() -> dict:
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
         cpu = m.group(1) if m else cpu
     versions = {}
-    for dist in ("attnserve", "onnxruntime-gpu", "onnxruntime", "fastapi", "uvicorn", "tokenizers", "numpy"):
+    for dist in ("attnserve", "onnxruntime-gpu", "onnxruntime", "openvino", "fastapi", "uvicorn", "tokenizers",
+                 "numpy"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "cores_on_machine": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions}

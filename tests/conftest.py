@@ -51,8 +51,22 @@ def minilm_folder() -> Path:
     return minilm_folder()
 
 
+def _prebuilt(variable: str) -> Path | None:
+    """A bundle exported earlier (ATTNSERVE_TEST_TINY_BUNDLE, ATTNSERVE_TEST_MINILM_BUNDLE): for a machine with no
+    torch to export one, such as the lent GPU machine. Read only; never set in CI, which exports its own."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    from bundle import load_bundle
+
+    load_bundle(Path(value))  # a wrong path fails here, with the reader's own message
+    return Path(value)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if prebuilt := _prebuilt("ATTNSERVE_TEST_TINY_BUNDLE"):
+        return prebuilt
     from export.commands import export_tiny
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
@@ -62,6 +76,8 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if prebuilt := _prebuilt("ATTNSERVE_TEST_MINILM_BUNDLE"):
+        return prebuilt
     from export.commands import export_minilm
 
     out = tmp_path_factory.mktemp("bundles") / "minilm"

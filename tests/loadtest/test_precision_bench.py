@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -15,17 +17,29 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
     from service.openvino_session import native_bf16
 
     run = subprocess.run([sys.executable, "-m", "loadtest.precision", "--model", str(tiny_bundle), "--seconds", "0.5",
-                          "--concurrency", "1,16", "--output", str(tmp_path), "--port", "18815"],
+                          "--concurrency", "1,4x8", "--output", str(tmp_path), "--port", "18815"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads((tmp_path / "precision.json").read_text())
     lines = {line["variant"]: line for line in result["variants"]}
     assert set(lines) == {"ort-fp32", "openvino-fp32", "openvino-bf16"}
     for name in ("ort-fp32", "openvino-fp32"):
-        assert lines[name]["ceiling_sequences_per_s"] > 0 and lines[name]["service"]["16"]["errors"] == 0
+        assert lines[name]["ceiling_sequences_per_s"] > 0 and lines[name]["service"]["4x8"]["errors"] == 0
+        step = lines[name]["service"]["4x8"]  # 8 sentences in each request, counted as 8
+        assert abs(step["sequences_per_s"] - 8 * step["requests_per_s"]) < 1e-6 * step["sequences_per_s"]
     assert lines["openvino-fp32"]["worst_cos"] > 0.99999  # fp32 on OpenVINO: ONNX Runtime's vectors
     if native_bf16()[0]:  # pragma: no cover - AMX machines
         assert lines["openvino-bf16"]["worst_cos"] >= 0.9999
     else:
         assert "needs a CPU that computes bf16 natively" in lines["openvino-bf16"]["refused"]
     assert "| openvino-fp32 |" in (tmp_path / "precision.md").read_text()
+    assert "c=4, 8/req seq/s" in (tmp_path / "precision.md").read_text()
+
+
+def test_steps_are_checked() -> None:
+    from loadtest.precision import parse_steps
+
+    assert parse_steps("1, 16,64,16x8") == ("1", "16", "64", "16x8")
+    for bad in ("0", "16x", "x8", "16x0", "a"):
+        with pytest.raises(ValueError, match="CLIENTS or CLIENTSxSENTENCES"):
+            parse_steps(bad)
