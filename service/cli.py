@@ -13,7 +13,7 @@ from .settings import Settings
 def _flag_help(name: str) -> tuple[str, dict[str, typing.Any]]:
     field = Settings.model_fields[name]
     default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    shown = ",".join(map(str, default)) if isinstance(default, list | dict) else default
     extra: dict[str, typing.Any] = {}
     if typing.get_origin(field.annotation) is typing.Literal:
         extra["choices"] = typing.get_args(field.annotation)

@@ -33,10 +33,16 @@ def build_engine(settings: Settings, path: Path, name: str | None = None,
     ``observer`` gives the batch metrics' observer for the served name."""
     bundle = load_bundle(path, settings.verify_checksums)
     name = name or bundle.name
+    settings = settings.for_model(name)
     if settings.max_batch_tokens < bundle.max_length:
         raise BundleError(f"max_batch_tokens ({settings.max_batch_tokens}) is below the model's maximum length "
                           f"({bundle.max_length}): a long input could never run; raise ATTNSERVE_MAX_BATCH_TOKENS")
-    runtime = Runtime(bundle, settings)
+    try:
+        runtime = Runtime(bundle, settings)
+    except BundleError as exc:
+        if name in settings.model_precision:  # say which model's own precision was refused
+            raise BundleError(f"model {name} (ATTNSERVE_MODEL_PRECISION {name}={settings.precision}): {exc}") from None
+        raise
     tokenizer = TextTokenizer(bundle.tokenizer_file, bundle.max_length) if bundle.tokenizer_file else None
     runtime.check_vocabulary()
     if settings.warmup:
@@ -56,7 +62,7 @@ def build_engine(settings: Settings, path: Path, name: str | None = None,
         max_padding_ratio=plan.padding_ratio,
         observer=observer(name) if observer is not None else None,
         workers=plan.workers,
-        window=settings.batch_window,
+        window=plan.window,
         lone_runner=runtime.run_alone if plan.lone_threads else None,
         # float32 probabilities of every layer and head per (query, key) cell
         max_attention_cells=max(1, int(settings.max_attention_batch_mb * 2**20
@@ -84,6 +90,10 @@ def build_engines(settings: Settings, observer: Callable[[str], BatchObserver] |
                 raise BundleError(f"two models are served as {engine.name!r} ({engines[engine.name].bundle.path} and "
                                   f"{path}); name one with NAME=DIR in ATTNSERVE_MODEL / --model")
             engines[engine.name] = engine
+        unknown = sorted(set(settings.model_precision) - set(engines))
+        if unknown:
+            raise BundleError(f"ATTNSERVE_MODEL_PRECISION names {', '.join(unknown)}, which is not served (served: "
+                              f"{', '.join(engines)})")
     except BaseException:
         for engine in engines.values():
             engine.batcher.stop(1)

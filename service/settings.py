@@ -30,13 +30,25 @@ class Settings(BaseSettings):
         "and only when its worst cosine against fp32, measured at start, reaches min_fidelity_cos); int8 is refused "
         "(never reached the bar).",
     )
+    model_precision: Annotated[dict[str, Literal["fp32", "bf16", "int8"]], NoDecode] = Field(
+        default_factory=dict, description="Precision per served model, NAME=PRECISION comma-separated (e.g. "
+        "minilm=bf16,reranker=fp32); a model not named here runs at `precision`.",
+    )
     engine: Literal["auto", "onnxruntime", "openvino"] = Field(
         "auto", description="What runs the graphs: auto is ONNX Runtime for fp32 and OpenVINO for bf16; openvino "
         "needs the openvino package (pip install 'attnserve[openvino]').",
     )
     openvino_length_step: int = Field(
-        16, ge=1, le=512, description="OpenVINO: batches are padded to a multiple of this many tokens, so that few "
-        "input shapes occur (it prepares kernels per shape); 1: to the longest input only.",
+        1, ge=1, le=512, description="OpenVINO: batches are padded to a multiple of this many tokens, so that fewer "
+        "input shapes occur (it prepares kernels per shape); 1: to the longest input only, measured fastest once "
+        "warm (docs/performance.md).",
+    )
+    bf16_padding_ratio: float = Field(
+        1.5, ge=1.0, description="max_padding_ratio for bf16 batches: a larger batch is worth more there than its "
+        "padding costs (in process, batch 8 runs 2x batch 1 in bf16, 1.15x in fp32).",
+    )
+    bf16_batch_window: int = Field(
+        64, ge=1, le=4096, description="batch_window for bf16 batches, so that batches larger than 16 can form.",
     )
     min_fidelity_cos: float = Field(
         0.9999, gt=0, le=1, description="A reduced precision starts only if its worst cosine against fp32, on the "
@@ -164,6 +176,26 @@ class Settings(BaseSettings):
                 out.append((name, Path(folder)))
             else:
                 out.append((self.served_name if i == 0 else None, path))
+        return out
+
+    def for_model(self, name: str) -> Settings:
+        """The settings one served model runs with: its own precision when ATTNSERVE_MODEL_PRECISION names it."""
+        precision = self.model_precision.get(name)
+        return self if precision in (None, self.precision) else self.model_copy(update={"precision": precision})
+
+    @field_validator("model_precision", mode="before")
+    @classmethod
+    def _split_precisions(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        out: dict[str, str] = {}
+        for item in (i.strip() for i in value.split(",")):
+            name, sep, precision = item.partition("=")
+            if not item:
+                continue
+            if not sep or not name.strip():
+                raise ValueError(f"{item!r} is not NAME=PRECISION")
+            out[name.strip()] = precision.strip()
         return out
 
     @field_validator("api_keys", mode="before")

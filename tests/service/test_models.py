@@ -78,3 +78,31 @@ def test_serve_takes_model_more_than_once(tiny_bundle: Path, tmp_path: Path) -> 
                              str(copy)], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "two models are served as 'tiny'" in result.stderr  # both were read: the second --model counted
+
+
+def test_precision_per_model(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATTNSERVE_MODEL_PRECISION gives a served model its own precision; the others keep ATTNSERVE_PRECISION.
+    (int8 is refused on every machine: it shows which model a precision reached.)"""
+    from pydantic import ValidationError
+
+    models = f"a={tiny_bundle},b={tiny_bundle}"
+    monkeypatch.setenv("ATTNSERVE_MODEL_PRECISION", "b=int8, a=fp32")
+    settings = Settings(model=models, warmup=False)
+    assert settings.model_precision == {"b": "int8", "a": "fp32"}
+    assert settings.for_model("b").precision == "int8" and settings.for_model("a") is settings
+    with pytest.raises(BundleError, match=r"^model b \(ATTNSERVE_MODEL_PRECISION b=int8\): ATTNSERVE_PRECISION=int8 "
+                       "is not offered"), TestClient(create_app(settings)):
+        pass
+    # every model named: the global setting (int8 here) reaches none of them
+    monkeypatch.setenv("ATTNSERVE_MODEL_PRECISION", "a=fp32,b=fp32")
+    with TestClient(create_app(Settings(model=models, precision="int8", warmup=False))) as client:
+        data = client.get("/v1/models").json()["data"]
+        assert [(m["id"], m["precision"]) for m in data] == [("a", "fp32"), ("b", "fp32")]
+    monkeypatch.setenv("ATTNSERVE_MODEL_PRECISION", "c=fp32")
+    with pytest.raises(BundleError, match=r"ATTNSERVE_MODEL_PRECISION names c, which is not served \(served: a, b\)"), \
+            TestClient(create_app(Settings(model=models, warmup=False))):
+        pass
+    monkeypatch.delenv("ATTNSERVE_MODEL_PRECISION")
+    for bad in ("bf16", "=bf16", "a=fp16"):
+        with pytest.raises(ValidationError, match="NAME=PRECISION|Input should be 'fp32', 'bf16' or 'int8'"):
+            Settings(model=models, model_precision=bad)

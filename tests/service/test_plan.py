@@ -17,26 +17,34 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
 
 @pytest.mark.parametrize(("provider", "cores", "graphs", "settings", "want"), [
     # a 2-core CPU: 2 workers x 1 thread, packed batches, a lone batch on both cores
-    (CPU, 2, ALL, {}, Plan(CPU, 2, 1, "optimized", "packed", 2, 1.5)),
+    (CPU, 2, ALL, {}, Plan(CPU, 2, 1, "optimized", "packed", 2, 1.5, 16)),
     # 8 cores: 2 workers x 4 threads, a lone batch on 8
-    (CPU, 8, ALL, {}, Plan(CPU, 2, 4, "optimized", "packed", 8, 1.5)),
+    (CPU, 8, ALL, {}, Plan(CPU, 2, 4, "optimized", "packed", 8, 1.5, 16)),
     # one core: one worker on it, nothing to gain from a lone session
-    (CPU, 1, ALL, {}, Plan(CPU, 1, 1, "optimized", "packed", 0, 1.5)),
+    (CPU, 1, ALL, {}, Plan(CPU, 1, 1, "optimized", "packed", 0, 1.5, 16)),
     # an older bundle without packed or optimized graphs: padded batches, the padded limit
-    (CPU, 2, {"default", "attentions"}, {}, Plan(CPU, 2, 1, "default", "default", 2, 1.1)),
+    (CPU, 2, {"default", "attentions"}, {}, Plan(CPU, 2, 1, "default", "default", 2, 1.1, 16)),
     # CUDA: one worker, no packed graph unless asked for, no lone session
-    (CUDA, 16, ALL, {}, Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.1)),
-    (CUDA, 16, ALL, {"graph": "packed"}, Plan(CUDA, 1, 16, "optimized", "packed", 0, 1.5)),
+    (CUDA, 16, ALL, {}, Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.1, 16)),
+    (CUDA, 16, ALL, {"graph": "packed"}, Plan(CUDA, 1, 16, "optimized", "packed", 0, 1.5, 16)),
     # settings win: explicit workers and threads, no lone session, the plain default graph
-    (CPU, 8, ALL, {"inference_workers": 4, "intra_op_threads": 1}, Plan(CPU, 4, 1, "optimized", "packed", 8, 1.5)),
-    (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5)),
-    (CPU, 2, ALL, {"graph": "default"}, Plan(CPU, 2, 1, "default", "default", 2, 1.1)),
-    (CPU, 2, ALL, {"graph": "optimized"}, Plan(CPU, 2, 1, "optimized", "optimized", 2, 1.1)),
+    (CPU, 8, ALL, {"inference_workers": 4, "intra_op_threads": 1}, Plan(CPU, 4, 1, "optimized", "packed", 8, 1.5, 16)),
+    (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5, 16)),
+    (CPU, 2, ALL, {"graph": "default"}, Plan(CPU, 2, 1, "default", "default", 2, 1.1, 16)),
+    (CPU, 2, ALL, {"graph": "optimized"}, Plan(CPU, 2, 1, "optimized", "optimized", 2, 1.1, 16)),
     # OpenVINO: ONNX Runtime's optimized graph is not its own; padded batches unless packed is asked for
-    (OPENVINO, 2, ALL, {}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1)),
-    (OPENVINO, 2, ALL, {"graph": "packed"}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5)),
+    (OPENVINO, 2, ALL, {}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 16)),
+    (OPENVINO, 2, ALL, {"graph": "packed"}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 16)),
+    # bf16 (on OpenVINO only): looser padding and a wider window, never tighter than what was asked for
+    (OPENVINO, 2, ALL, {"precision": "bf16"}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.5, 64)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "bf16_padding_ratio": 1.2, "bf16_batch_window": 32},
+     Plan(OPENVINO, 2, 1, "default", "default", 2, 1.2, 32)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "max_padding_ratio": 2.0},
+     Plan(OPENVINO, 2, 1, "default", "default", 2, 2.0, 128)),
+    (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 8)),
 ], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
-        "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-packed"])
+        "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-packed", "openvino-bf16",
+        "openvino-bf16-settings", "openvino-bf16-wider", "openvino-fp32-window"])
 def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
     assert plan(provider, cores, graphs, **settings) == want
 
