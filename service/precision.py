@@ -18,9 +18,10 @@ if TYPE_CHECKING:  # runtime.py imports this module
     from .runtime import Runtime
 
 INT8_REFUSAL = (
-    "ATTNSERVE_PRECISION=int8 is not offered: plain int8 of MiniLM measured a worst cosine of 0.93-0.97 against "
-    "fp32 (0.9985 with int8 weights only), below the 0.9999 bar; use fp32, or bf16 on a CPU with AMX or "
-    "AVX512-BF16 (docs/performance.md)"
+    "ATTNSERVE_PRECISION=int8 is not offered: plain int8 of MiniLM measured a worst cosine of 0.98 against fp32 "
+    "(dynamic int8, per-channel weights; 0.992 with only the attention projections in int8), and int8 weights "
+    "with fp32 compute kept 0.9996 but ran slower than fp32: none reaches the 0.9999 bar; use fp32, or bf16 on a "
+    "CPU with AMX or AVX512-BF16 (docs/performance.md)"
 )
 # Sentences of many kinds and lengths: the vectors a reduced precision is judged on.
 FIDELITY_TEXTS = (
