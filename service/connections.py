@@ -21,6 +21,10 @@ _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: applicat
         b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
 
+# scope["extensions"] key: a future resolved when the request's connection drops before its response is done
+DISCONNECTED = "attnserve.disconnected"
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
     """Per connection: a deadline for the headers, a cap on their size, and a cap on connections."""
 
@@ -45,6 +49,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self.cycle is not None and not self.cycle.response_complete:
+            gone = self.cycle.scope.get("extensions", {}).get(DISCONNECTED)
+            if gone is not None and not gone.done():
+                gone.set_result(None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -80,6 +88,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._refuse_headers()
             return
         super().on_headers_complete()
+        # the submit stage waits on this instead of a task reading receive() for http.disconnect
+        self.scope.setdefault("extensions", {})[DISCONNECTED] = self.loop.create_future()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -19,6 +19,7 @@ router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text} for code, text in [
         (400, "Malformed JSON"), (401, "Missing or invalid API key"), (408, "Body not received within body_timeout_s"),
+        (404, "Unknown model"),
         (413, "Body too large, or too many JSON values"), (415, "Not JSON, or compressed"),
         (422, "Invalid input or a limit exceeded; the error names the field"), (503, "Queue full (Retry-After)"),
         (500, "Inference failed for this input"), (504, "Not answered within request_timeout_s"),
