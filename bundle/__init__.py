@@ -1,6 +1,6 @@
 """The model bundle, the only contract between export and service: its format, the encoder config, checksums,
-reading and checking, and the packed graph's inputs and pooling. Torch-free: export writes it, service reads
-it, neither imports the other."""
+reading and checking, the packed graph's inputs and pooling, and the fidelity records. Torch-free: export
+writes it, service reads it, neither imports the other."""
 
 from .checksums import sha256
 from .config import EncoderConfig

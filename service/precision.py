@@ -4,18 +4,26 @@ of a reduced precision measured against fp32 before the service reports ready (r
 from __future__ import annotations
 
 import copy
+import logging
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bundle import Bundle, BundleError
+from bundle import Bundle, BundleError, sha256
+from bundle.fidelity import FILE, add_record, find_record
 
 from .settings import Settings
 
 if TYPE_CHECKING:  # runtime.py imports this module
     from .runtime import Runtime
+
+log = logging.getLogger("attnserve")
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8")
 
 INT8_REFUSAL = (
     "ATTNSERVE_PRECISION=int8 is not offered: plain int8 of MiniLM measured a worst cosine of 0.98 against fp32 "
@@ -107,6 +115,47 @@ def measure_against_fp32(runtime: Runtime, sequences: list[np.ndarray], threads:
     figures["max_attention_error"] = max(float(np.abs(w.attentions - g.attentions).max())
                                          for w, g in zip(want_att, got_att, strict=True))
     return figures
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the flags that decide reduced-precision arithmetic: part of a record's key."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    present = set(flags.group(1).split()) if flags else set()
+    return f"{model.group(1) if model else 'unknown CPU'} ({' '.join(f for f in _CPU_FLAGS if f in present)})"
+
+
+def _engine_version(engine: str) -> str:
+    if engine == "openvino":
+        import openvino
+
+        return f"openvino {openvino.__version__}"
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__}"
+
+
+def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, Any]:
+    """The fidelity of the runtime's precision: read back from the bundle's fidelity.json when this precision,
+    engine version, CPU and graph were measured before; else measured now and recorded there (a read-only
+    bundle folder is measured at every start instead)."""
+    graph = runtime.bundle.graph_file(runtime.plan.default_graph)
+    key = {"precision": runtime.choice.precision, "engine": runtime.choice.engine,
+           "engine_version": _engine_version(runtime.choice.engine), "cpu": cpu_description(),
+           "graph_sha256": runtime.bundle.config.get("files", {}).get(graph.name) or sha256(graph)}
+    found = find_record(runtime.bundle.path, key)
+    if found is not None:
+        return {**found, "source": f"recorded in {FILE} (measured {found.get('measured_at', '?')})"}
+    record = {**key, **measure_against_fp32(runtime, sequences, threads),
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        add_record(runtime.bundle.path, record)
+        source = f"measured at this start, recorded in {FILE}"
+    except OSError as exc:
+        source = "measured at this start (the bundle folder is read-only: measured at every start)"
+        log.info("fidelity not recorded in %s: %s", runtime.bundle.path / FILE, exc)
+    return {**record, "source": source}
 
 
 def check_fidelity(precision: str, figures: dict[str, float], bar: float) -> None:

@@ -16,7 +16,7 @@ from bundle import Bundle, BundleError, check_graph_io
 from bundle.packing import pack, pool
 
 from .plan import CPU, CUDA, OPENVINO, make_plan
-from .precision import FIDELITY_TEXTS, check_fidelity, choose_engine, measure_against_fp32
+from .precision import FIDELITY_TEXTS, check_fidelity, choose_engine, recorded_fidelity
 from .settings import Settings
 
 log = logging.getLogger("attnserve")
@@ -176,7 +176,7 @@ class Runtime:
             self.lone_session = self._session(plan.default_graph, lone, providers[:1] if providers[0] == OPENVINO
                                               else [CPU])
         if self.choice.precision != "fp32":  # measured before ready; refused below the bar
-            figures = measure_against_fp32(self, fidelity_sequences(bundle), cores)
+            figures = recorded_fidelity(self, fidelity_sequences(bundle), cores)
             check_fidelity(self.choice.precision, figures, settings.min_fidelity_cos)
             self.choice = replace(self.choice, fidelity=figures)
             log.info("%s fidelity against fp32: %s", self.choice.precision, figures)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from bundle import BundleError, load_bundle
 from service.app import create_app
 from service.openvino_session import native_bf16
-from service.precision import check_fidelity, choose_engine, fidelity, measure_against_fp32
+from service.precision import check_fidelity, choose_engine, fidelity, measure_against_fp32, recorded_fidelity
 from service.runtime import Runtime, fidelity_sequences
 from service.settings import Settings
 
@@ -159,3 +159,43 @@ def test_openvino_length_step_pads_widths_and_keeps_numbers(tiny_bundle: Path, s
     reference = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, warmup=False))
     for w, g in zip(reference.run(sequences, False), got, strict=True):
         assert np.abs(w.pooled - g.pooled).max() <= 1e-5
+
+
+def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first start of a precision measures it and writes fidelity.json; later starts on the same CPU,
+    engine version and graph read the record instead of measuring; another CPU measures anew; a recorded
+    figure below the bar is refused like a measured one; a read-only bundle is measured at every start."""
+    bundle = tmp_path / "tiny"
+    shutil.copytree(tiny_bundle, bundle)
+    runtime = Runtime(load_bundle(bundle), Settings(model=bundle, engine="openvino", warmup=False))
+    sequences = fidelity_sequences(runtime.bundle)
+    first = recorded_fidelity(runtime, sequences, 1)
+    assert first["source"] == "measured at this start, recorded in fidelity.json"
+    records = json.loads((bundle / "fidelity.json").read_text())["records"]
+    assert len(records) == 1 and records[0]["worst_cos"] == first["worst_cos"] > 1 - 1e-6
+    assert (records[0]["precision"], records[0]["engine"]) == ("fp32", "openvino")
+    assert records[0]["graph_sha256"] == load_bundle(bundle).config["files"]["model.onnx"]
+    monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: pytest.fail("measured again"))
+    again = recorded_fidelity(runtime, sequences, 1)
+    assert again["source"].startswith("recorded in fidelity.json (measured 20")
+    assert again["worst_cos"] == first["worst_cos"]
+
+    poor = {"worst_cos": 0.5, "median_cos": 0.6, "max_abs_diff": 1.0, "sequences": 12, "max_attention_error": 0.1}
+    monkeypatch.setattr("service.precision.cpu_description", lambda: "another CPU (amx_bf16)")
+    monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: poor)
+    assert recorded_fidelity(runtime, sequences, 1)["source"].startswith("measured at this start")
+    assert len(json.loads((bundle / "fidelity.json").read_text())["records"]) == 2
+    monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: pytest.fail("measured again"))
+    with pytest.raises(BundleError, match="worst cosine against fp32 over 12 sentences is 0.500000, below the bar"):
+        check_fidelity("bf16", recorded_fidelity(runtime, sequences, 1), 0.9999)
+
+    def read_only(*_: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr("service.precision.cpu_description", lambda: "a third CPU")
+    monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: poor)
+    monkeypatch.setattr("service.precision.add_record", read_only)
+    figures = recorded_fidelity(runtime, sequences, 1)
+    assert figures["source"] == "measured at this start (the bundle folder is read-only: measured at every start)"
+    assert len(json.loads((bundle / "fidelity.json").read_text())["records"]) == 2
