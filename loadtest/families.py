@@ -23,7 +23,8 @@ from typing import Any
 from loadtest.ceiling import Ceiling
 from loadtest.checks import load_corpus
 from loadtest.load import step
-from loadtest.servers import machine, start_server
+from loadtest.report import write_axis
+from loadtest.servers import start_server
 
 MINILM = {"hidden_size": 384, "num_attention_heads": 12, "num_hidden_layers": 6, "intermediate_size": 1536,
           "vocab_size": 30522}
@@ -125,13 +126,9 @@ def main() -> int:
         parser.error(f"unknown families: {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
     args.output.mkdir(parents=True, exist_ok=True)
     lines = run(args.output, names, args.seconds, args.port, TINY if args.tiny else MINILM)
-    result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
-              "shape": "tiny" if args.tiny else "MiniLM", "max_length": MAX_LENGTH, "families": lines}
-    (args.output / "families.json").write_text(json.dumps(result, indent=2))
-    md = (f"# Families, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores; "
-          f"shape {result['shape']}, max {MAX_LENGTH} tokens, {args.seconds:g} s per family\n\n{table(lines)}\n")
-    (args.output / "families.md").write_text(md)
-    print(md)
+    shape = "tiny" if args.tiny else "MiniLM"
+    write_axis(args.output, "families", "Families", f"shape {shape}, max {MAX_LENGTH} tokens, {args.seconds:g} s "
+               "per family", table(lines), shape=shape, max_length=MAX_LENGTH, families=lines)
     return 0
 
 

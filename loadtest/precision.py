@@ -25,7 +25,8 @@ import numpy as np
 
 from loadtest.checks import load_corpus
 from loadtest.load import step
-from loadtest.servers import machine, rss_mb, start_server
+from loadtest.report import write_axis
+from loadtest.servers import rss_mb, start_server
 
 VARIANTS = {"ort-fp32": ("onnxruntime", "fp32"), "openvino-fp32": ("openvino", "fp32"),
             "openvino-bf16": ("openvino", "bf16")}
@@ -212,13 +213,9 @@ def main() -> int:
     result = run(args.model, args.output, names, args.seconds, args.port, steps)
     if args.sweep:
         result["sweep"] = sweep(args.model, names)
-    result |= {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
-    (args.output / "precision.json").write_text(json.dumps(result, indent=2))
-    md = (f"# Precision, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores, flags "
-          f"{' '.join(result['cpu_flags']) or 'none of ' + ', '.join(FLAGS)}; {args.seconds:g} s per step\n\n"
-          f"{table(result)}\n" + (sweep_table(result["sweep"]) if "sweep" in result else ""))
-    (args.output / "precision.md").write_text(md)
-    print(md)
+    flags = " ".join(result["cpu_flags"]) or "none of " + ", ".join(FLAGS)
+    write_axis(args.output, "precision", "Precision", f"flags {flags}; {args.seconds:g} s per step",
+               table(result) + (sweep_table(result["sweep"]) if "sweep" in result else ""), **result)
     return 0
 
 

@@ -1,10 +1,28 @@
-"""The benchmark's judgement and its outputs: targets over the rounds, bench.md and bench.png."""
+"""The benchmark's judgement and its outputs: targets over the rounds, bench.md and bench.png; and the
+stand-alone axes' (families, rerank, precision) own .json and .md."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from loadtest.servers import machine
+
+
+def write_axis(output: Path, name: str, title: str, detail: str, body: str, **fields: Any) -> dict[str, Any]:
+    """<name>.json (the fields, stamped with the time and machine) and <name>.md (a heading, the machine, the
+    detail line, the body), the .md printed: what each axis's own command leaves behind."""
+    result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), **fields}
+    (output / f"{name}.json").write_text(json.dumps(result, indent=2))
+    md = (f"# {title}, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores; "
+          f"{detail}\n\n{body}\n")
+    (output / f"{name}.md").write_text(md)
+    print(md)
+    return result
 
 
 def _median(values: list[float]) -> float:

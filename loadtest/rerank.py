@@ -26,7 +26,8 @@ import orjson
 
 from loadtest.checks import load_corpus
 from loadtest.load import JSON, run_loop
-from loadtest.servers import machine, start_server
+from loadtest.report import write_axis
+from loadtest.servers import start_server
 
 DOCUMENTS = 8
 MAX_LENGTH = 256
@@ -161,12 +162,8 @@ def main() -> int:
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     line = run(args.output, args.seconds, args.port, args.tiny)
-    result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "rerank": line}
-    (args.output / "rerank.json").write_text(json.dumps(result, indent=2))
-    md = (f"# Rerank, {result['when']}\n\n{result['machine']['cpu']}, {result['machine']['cores']} cores; max "
-          f"{MAX_LENGTH} tokens, {args.seconds:g} s of load\n\n{table(line)}\n")
-    (args.output / "rerank.md").write_text(md)
-    print(md)
+    write_axis(args.output, "rerank", "Rerank", f"max {MAX_LENGTH} tokens, {args.seconds:g} s of load", table(line),
+               rerank=line)
     return 0
 
 
