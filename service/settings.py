@@ -190,9 +190,9 @@ class Settings(BaseSettings):
             return value
         out: dict[str, str] = {}
         for item in (i.strip() for i in value.split(",")):
-            name, sep, precision = item.partition("=")
             if not item:
                 continue
+            name, sep, precision = item.partition("=")
             if not sep or not name.strip():
                 raise ValueError(f"{item!r} is not NAME=PRECISION")
             out[name.strip()] = precision.strip()
