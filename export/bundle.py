@@ -17,6 +17,7 @@ from bundle import FORMAT, FORMAT_VERSION, BundleError, EncoderConfig, sha256
 from models import Encoder
 from models.heads import TaskModel
 
+from .half import HALF_PARITY_LIMIT, half_graph
 from .onnx_graph import (
     ATTENTION_OUTPUT,
     INPUT_NAMES,
@@ -40,7 +41,7 @@ from .task_graphs import (
 from .tokenizer_files import special_tokens
 
 GRAPH_FILES = {"default": "model.onnx", "attentions": "model_attentions.onnx", "optimized": "model_optimized.onnx",
-               "packed": "model_packed.onnx"}
+               "packed": "model_packed.onnx", "fp16": "model_fp16.onnx"}
 
 # the graphs' entries for config.json, their parity figures and the shared tables' record
 Graphs = tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], dict[str, Any]]
@@ -113,6 +114,8 @@ def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
     graphs["packed"] = {"file": path.name, "attentions": False, "packed": True, "query_chunks": chunks}
     if spec.optimize:
         graphs["optimized"] = _optimized(output, lambda fusable: export_fusable_graph(encoder, fusable), cfg)
+    half_graph(output / GRAPH_FILES["default"], output / GRAPH_FILES["fp16"])
+    graphs["fp16"] = {**graphs["default"], "file": GRAPH_FILES["fp16"], "precision": "fp16"}
     shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
 
     # parity of the files as shipped (after the shared tables moved out)
@@ -125,7 +128,8 @@ def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
             if graph.get("packed"):
                 parity[kind] = check_packed_graph(encoder, path, cases)
             else:
-                parity[kind] = check_graph(encoder, path, graph["attentions"], cases)
+                parity[kind] = check_graph(encoder, path, graph["attentions"], cases,
+                                           HALF_PARITY_LIMIT if kind == "fp16" else PARITY_LIMIT)
     return graphs, parity, shared
 
 

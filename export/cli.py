@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     except EXPORT_ERRORS as exc:
         print(f"attnserve export: error: {exc}", file=sys.stderr)
         return 1
-    worst = max(v for graph in config["parity"]["max_abs_diff"].values() for v in graph.values())
+    figures = config["parity"]["max_abs_diff"]
+    worst = max(v for kind, graph in figures.items() if kind != "fp16" for v in graph.values())
+    half = f"; fp16 graph {max(figures['fp16'].values()):.2e}" if "fp16" in figures else ""
     task = config.get("task", {}).get("kind", "embed")
-    print(f"wrote {args.output} ({config['name']}, task {task}, parity max abs diff {worst:.2e})")
+    print(f"wrote {args.output} ({config['name']}, task {task}, parity max abs diff {worst:.2e}{half})")
     return 0

@@ -62,4 +62,6 @@ def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -
     if provider == OPENVINO and settings.precision == "bf16":
         plan = replace(plan, padding_ratio=max(plan.padding_ratio, settings.bf16_padding_ratio),
                        window=max(plan.window, settings.bf16_batch_window))
+    if provider == CUDA and settings.precision == "fp16":  # the bundle's fp16 graph for every call but attentions
+        plan = replace(plan, default_graph="fp16", batch_graph="fp16", padding_ratio=settings.max_padding_ratio)
     return plan

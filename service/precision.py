@@ -59,9 +59,10 @@ class PrecisionChoice:
 def choose_engine(settings: Settings, bundle: Bundle, cuda: bool,
                   native_bf16: Callable[[], tuple[bool, str]]) -> PrecisionChoice:
     """The rules, in order: int8 is refused (never reached the fidelity bar); fp32 runs on ONNX Runtime unless
-    ATTNSERVE_ENGINE=openvino; bf16 runs on OpenVINO, only on a CPU (CUDA graphs in bf16/fp16 are not built),
-    only for embedding bundles, and only where the CPU computes bf16 natively: elsewhere OpenVINO would run f32
-    under a bf16 label, so the service refuses to start instead of falling back."""
+    ATTNSERVE_ENGINE=openvino; fp16 runs the bundle's fp16 graph on ONNX Runtime, only on CUDA; bf16 runs on
+    OpenVINO, only on a CPU, only for embedding bundles, and only where the CPU computes bf16 natively:
+    elsewhere OpenVINO would run f32 under a bf16 label, so the service refuses to start instead of falling
+    back."""
     precision, engine = settings.precision, settings.engine
     if precision == "int8":
         raise BundleError(INT8_REFUSAL)
@@ -70,12 +71,14 @@ def choose_engine(settings: Settings, bundle: Bundle, cuda: bool,
         if chosen == "openvino" and settings.provider == "cuda":
             raise BundleError("ATTNSERVE_ENGINE=openvino runs on the CPU; it cannot go with ATTNSERVE_PROVIDER=cuda")
         return PrecisionChoice("fp32", chosen, "fp32 (exact)" + (" on OpenVINO" if chosen == "openvino" else ""))
+    if precision == "fp16":
+        return _fp16(settings, bundle, cuda)
     if engine == "onnxruntime":
         raise BundleError("ATTNSERVE_PRECISION=bf16 runs on OpenVINO (ONNX Runtime's CPU provider has no bf16 path "
                           "for these graphs): set ATTNSERVE_ENGINE=openvino or auto")
     if cuda or settings.provider == "cuda":
-        raise BundleError("ATTNSERVE_PRECISION=bf16 is a CPU setting here: on CUDA serve fp32 (ATTNSERVE_PRECISION="
-                          "fp32); half-precision CUDA graphs are not built yet")
+        raise BundleError("ATTNSERVE_PRECISION=bf16 is a CPU setting (OpenVINO): on CUDA use ATTNSERVE_PRECISION=fp16 "
+                          "(the bundle's fp16 graph) or fp32")
     if bundle.task.kind != "embed":
         raise BundleError(f"ATTNSERVE_PRECISION=bf16 is measured for embedding models only; {bundle.name} is a "
                           f"{bundle.task.name} model: serve it in fp32")
@@ -85,6 +88,23 @@ def choose_engine(settings: Settings, bundle: Bundle, cuda: bool,
                           f"this one does not ({why}): OpenVINO would run f32 under a bf16 label. Serve fp32 "
                           "(ATTNSERVE_PRECISION=fp32) on this machine")
     return PrecisionChoice("bf16", "openvino", f"bf16 on OpenVINO ({why})")
+
+
+def _fp16(settings: Settings, bundle: Bundle, cuda: bool) -> PrecisionChoice:
+    """fp16: the bundle's fp16 graph on ONNX Runtime's CUDA provider, for embedding bundles."""
+    if settings.engine == "openvino":
+        raise BundleError("ATTNSERVE_PRECISION=fp16 is the CUDA graph on ONNX Runtime; OpenVINO's reduced precision "
+                          "is bf16: set ATTNSERVE_ENGINE=auto")
+    if not cuda:
+        raise BundleError("ATTNSERVE_PRECISION=fp16 runs the bundle's fp16 graph on CUDA, and this host runs on the "
+                          "CPU (no CUDA execution provider): serve fp32, or bf16 on a CPU with AMX or AVX512-BF16")
+    if bundle.task.kind != "embed":
+        raise BundleError(f"ATTNSERVE_PRECISION=fp16 is built for embedding models only; {bundle.name} is a "
+                          f"{bundle.task.name} model: serve it in fp32")
+    if "fp16" not in bundle.config.get("graphs", {}):
+        raise BundleError(f"ATTNSERVE_PRECISION=fp16 needs the bundle's fp16 graph and {bundle.name} has none: "
+                          "export it again with this version of attnserve")
+    return PrecisionChoice("fp16", "onnxruntime", "fp16 graph on CUDA (ONNX Runtime)")
 
 
 def fidelity(want: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
@@ -99,14 +119,23 @@ def fidelity(want: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
 
 
 def measure_against_fp32(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, float]:
-    """The runtime's pooled vectors and attentions against the same graphs compiled by OpenVINO in f32, on the
-    same sequences: worst and median cosine of the pooled vectors, and the largest attention difference."""
-    from .openvino_session import OpenVinoSession
-
+    """The runtime's pooled vectors and attentions against fp32 on the same sequences: the same graphs compiled
+    by OpenVINO in f32 (bf16), or the bundle's fp32 graph on the same provider (fp16, whose attention requests
+    already run the fp32 attentions graph). Worst and median cosine of the pooled vectors, the largest attention
+    difference."""
     bundle = runtime.bundle
     reference = copy.copy(runtime)
-    reference.sessions = {False: OpenVinoSession(bundle.graph_file(runtime.plan.default_graph), threads, "fp32"),
-                          True: OpenVinoSession(bundle.graph_file("attentions"), threads, "fp32")}
+    if runtime.choice.engine == "openvino":
+        from .openvino_session import OpenVinoSession
+
+        reference.sessions = {False: OpenVinoSession(bundle.graph_file(runtime.plan.default_graph), threads, "fp32"),
+                              True: OpenVinoSession(bundle.graph_file("attentions"), threads, "fp32")}
+    else:
+        import onnxruntime as ort
+
+        full = bundle.graph_file("optimized" if "optimized" in bundle.config["graphs"] else "default")
+        reference.sessions = {False: ort.InferenceSession(str(full), providers=runtime.sessions[False].get_providers()),
+                              True: runtime.sessions[True]}
     reference.packed_session = reference.lone_session = None
     want = reference.run(sequences, False, alone=True)
     got = runtime.run(sequences, False, alone=True)

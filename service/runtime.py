@@ -163,6 +163,8 @@ class Runtime:
         provider = self.sessions[False].get_providers()[0]
         if provider != plan.provider:  # CUDA was chosen but failed to start: plan again for what runs
             reason = "the CUDA execution provider failed to start"
+            if self.choice.precision == "fp16":
+                raise BundleError(f"ATTNSERVE_PRECISION=fp16 runs only on CUDA, and {reason}: serve fp32")
             plan = make_plan(settings, provider, cores, graphs)
         self.plan = plan
         self.packed_session: ort.InferenceSession | None = (

@@ -25,12 +25,12 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
     )
-    precision: Literal["fp32", "bf16", "int8"] = Field(
-        "fp32", description="fp32 (exact); bf16 (OpenVINO, only on a CPU with AMX or AVX512-BF16, refused elsewhere, "
-        "and only when its worst cosine against fp32, measured at start, reaches min_fidelity_cos); int8 is refused "
-        "(never reached the bar).",
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
+        "fp32", description="fp32 (exact); bf16 (OpenVINO, only on a CPU with AMX or AVX512-BF16, refused elsewhere); "
+        "fp16 (the bundle's fp16 graph, only on CUDA); a reduced precision starts only when its worst cosine against "
+        "fp32, measured at start, reaches min_fidelity_cos; int8 is refused (never reached the bar).",
     )
-    model_precision: Annotated[dict[str, Literal["fp32", "bf16", "int8"]], NoDecode] = Field(
+    model_precision: Annotated[dict[str, Literal["fp32", "bf16", "fp16", "int8"]], NoDecode] = Field(
         default_factory=dict, description="Precision per served model, NAME=PRECISION comma-separated (e.g. "
         "minilm=bf16,reranker=fp32); a model not named here runs at `precision`.",
     )

@@ -23,7 +23,8 @@ def _config(bundle: Path) -> dict:
 def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.FixtureRequest) -> None:
     bundle = request.getfixturevalue(which)
     cfg = _config(bundle)
-    graphs = {"model.onnx", "model_attentions.onnx", "model_optimized.onnx", "model_packed.onnx", "tokenizer.json"}
+    graphs = {"model.onnx", "model_attentions.onnx", "model_optimized.onnx", "model_packed.onnx", "model_fp16.onnx",
+              "tokenizer.json"}
     # MiniLM's token embedding (47 MB) is stored once for all graphs; tiny's table is too small to bother
     assert set(cfg["files"]) == graphs | ({"shared_weights.bin"} if which == "minilm_bundle" else set())
     for name, digest in cfg["files"].items():
@@ -34,7 +35,7 @@ def test_bundle_has_files_with_matching_checksums(which: str, request: pytest.Fi
 def test_recorded_parity_is_within_limit(which: str, request: pytest.FixtureRequest) -> None:
     cfg = _config(request.getfixturevalue(which))
     figures = cfg["parity"]["max_abs_diff"]
-    assert set(figures) == {"default", "attentions", "optimized", "packed"}
+    assert set(figures) == {"default", "attentions", "optimized", "packed", "fp16"}
     assert set(figures["attentions"]) == {"last_hidden_state", "pooled", "attentions"}
     assert set(figures["packed"]) == {"last_hidden_state", "pooled"}
     # the limit itself is enforced by the export (test_parity_check_fails_above_the_limit): here, that every
@@ -258,3 +259,30 @@ def test_parity_check_fails_above_the_limit(tiny_bundle: Path) -> None:
     with pytest.raises(ParityError, match=r"model_packed.onnx: ONNX Runtime differs"):
         check_packed_graph(model, tiny_bundle / "model_packed.onnx", cases)
     assert max(check_packed_graph(tiny_encoder(0), tiny_bundle / "model_packed.onnx", cases).values()) <= 1e-4
+
+
+def test_the_fp16_graph_computes_in_half_and_keeps_the_vectors(minilm_bundle: Path) -> None:
+    """model_fp16.onnx (ATTNSERVE_PRECISION=fp16 on CUDA): weights in float16, the shared token table still the
+    float32 one in shared_weights.bin, float32 in and out; on ONNX Runtime's CPU provider its pooled vectors
+    keep cosine >= 0.9999 against the fp32 graph's on real sentences (the service measures again on the GPU)."""
+    import onnx
+    from tokenizers import Tokenizer
+
+    model = onnx.load(str(minilm_bundle / "model_fp16.onnx"), load_external_data=False)
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    matmul_weights = [n.input[1] for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in types]
+    assert len(matmul_weights) == 36 and {types[w] for w in matmul_weights} == {onnx.TensorProto.FLOAT16}
+    assert types["encoder.token_embedding.weight"] == onnx.TensorProto.FLOAT  # external: the shared table
+    tokenizer = Tokenizer.from_file(str(minilm_bundle / "tokenizer.json"))
+    half = ort.InferenceSession(str(minilm_bundle / "model_fp16.onnx"), providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(str(minilm_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    cosines, differs = [], False
+    for text in ("The quick brown fox jumps over the lazy dog.", "Zürich, São Paulo and 東京", "x",
+                 "Attention weights show which tokens a Transformer reads together. " * 8):
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        want, got = full.run(["pooled"], feeds)[0][0], half.run(["pooled"], feeds)[0][0]
+        assert got.dtype == np.float32
+        cosines.append(float(want @ got / (np.linalg.norm(want) * np.linalg.norm(got))))
+        differs = differs or bool(np.abs(want - got).max() > 1e-6)
+    assert min(cosines) >= 0.9999 and differs  # close, and not the fp32 graph again

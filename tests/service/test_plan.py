@@ -42,9 +42,12 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "max_padding_ratio": 2.0},
      Plan(OPENVINO, 2, 1, "default", "default", 2, 2.0, 128)),
     (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 8)),
+    # fp16 on CUDA: the fp16 graph for every call but attentions, padded batches
+    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
+    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16", "graph": "packed"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
 ], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
         "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-packed", "openvino-bf16",
-        "openvino-bf16-settings", "openvino-bf16-wider", "openvino-fp32-window"])
+        "openvino-bf16-settings", "openvino-bf16-wider", "openvino-fp32-window", "cuda-fp16", "cuda-fp16-packed"])
 def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
     assert plan(provider, cores, graphs, **settings) == want
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 
@@ -81,7 +83,7 @@ def test_the_rules_with_a_cpu_that_has_bf16(tiny_bundle: Path, tmp_path: Path) -
     yes = lambda: (True, "BF16 listed")  # noqa: E731
     choice = choose_engine(Settings(model=tiny_bundle, precision="bf16"), bundle, False, yes)
     assert (choice.precision, choice.engine) == ("bf16", "openvino")
-    with pytest.raises(BundleError, match="bf16 is a CPU setting here"):
+    with pytest.raises(BundleError, match="bf16 is a CPU setting .*on CUDA use ATTNSERVE_PRECISION=fp16"):
         choose_engine(Settings(model=tiny_bundle, precision="bf16"), bundle, True, yes)
     task = tmp_path / "task"
     shutil.copytree(tiny_bundle, task)
@@ -199,3 +201,42 @@ def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp
     figures = recorded_fidelity(runtime, sequences, 1)
     assert figures["source"] == "measured at this start (the bundle folder is read-only: measured at every start)"
     assert len(json.loads((bundle / "fidelity.json").read_text())["records"]) == 2
+
+
+def test_fp16_rules(tiny_bundle: Path, tmp_path: Path) -> None:
+    """fp16 is the bundle's fp16 graph on CUDA: chosen there for embedding bundles that have it; refused, with
+    one line naming why, on a CPU, with OpenVINO, for a task bundle and for a bundle exported without it."""
+    bundle = load_bundle(tiny_bundle)
+    no = lambda: (False, "not asked")  # noqa: E731
+    choice = choose_engine(Settings(model=tiny_bundle, precision="fp16"), bundle, True, no)
+    assert (choice.precision, choice.engine) == ("fp16", "onnxruntime")
+    with pytest.raises(BundleError, match="fp16 runs the bundle's fp16 graph on CUDA, and this host runs on the CPU"):
+        choose_engine(Settings(model=tiny_bundle, precision="fp16"), bundle, False, no)
+    with pytest.raises(BundleError, match="OpenVINO's reduced precision is bf16"):
+        choose_engine(Settings(model=tiny_bundle, precision="fp16", engine="openvino"), bundle, True, no)
+    old = tmp_path / "old"
+    shutil.copytree(tiny_bundle, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["graphs"]["fp16"], config["files"]["model_fp16.onnx"]
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="needs the bundle's fp16 graph and tiny has none: export it again"):
+        choose_engine(Settings(model=old, precision="fp16"), load_bundle(old), True, no)
+    config["task"] = {"kind": "classify", "labels": ["a", "b"], "activation": "softmax"}
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="fp16 is built for embedding models only"):
+        choose_engine(Settings(model=old, precision="fp16"), load_bundle(old, False), True, no)
+    # through the service on this (CPU) host: one start-up error
+    with pytest.raises(BundleError, match="this host runs on the CPU"), _start(tiny_bundle, precision="fp16"):
+        pass
+
+
+def test_the_fidelity_measurement_of_the_fp16_graph(tiny_bundle: Path) -> None:
+    """What an fp16 start on CUDA measures, run here on the CPU provider: the fp16 graph's vectors against the
+    bundle's fp32 graph on the same provider (close, not equal), attentions from the fp32 graph (equal)."""
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, warmup=False))
+    half = runtime._session("fp16", ort.SessionOptions(), ["CPUExecutionProvider"])
+    runtime.sessions = {**runtime.sessions, False: half}
+    runtime.packed_session = runtime.lone_session = None
+    runtime.choice = replace(runtime.choice, precision="fp16")
+    figures = measure_against_fp32(runtime, fidelity_sequences(runtime.bundle), 1)
+    assert 0.9999 <= figures["worst_cos"] < 1 - 1e-9 and figures["max_attention_error"] == 0.0
