@@ -146,6 +146,16 @@ def measure_against_fp32(runtime: Runtime, sequences: list[np.ndarray], threads:
     return figures
 
 
+def device_description(precision: str) -> str:
+    """What computes a reduced precision, part of a record's key: the GPU for fp16 (its model, as the NVIDIA
+    driver lists it), else the CPU."""
+    if precision != "fp16":
+        return cpu_description()
+    models = sorted(m.group(1).strip() for f in Path("/proc/driver/nvidia/gpus").glob("*/information")
+                    if (m := re.search(r"^Model:\s*(.+)$", f.read_text(), re.M)))
+    return "CUDA: " + (", ".join(models) or "device not named by the driver")
+
+
 def cpu_description() -> str:
     """The CPU's model name and the flags that decide reduced-precision arithmetic: part of a record's key."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -167,11 +177,12 @@ def _engine_version(engine: str) -> str:
 
 def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, Any]:
     """The fidelity of the runtime's precision: read back from the bundle's fidelity.json when this precision,
-    engine version, CPU and graph were measured before; else measured now and recorded there (a read-only
+    engine version, device and graph were measured before; else measured now and recorded there (a read-only
     bundle folder is measured at every start instead)."""
     graph = runtime.bundle.graph_file(runtime.plan.default_graph)
     key = {"precision": runtime.choice.precision, "engine": runtime.choice.engine,
-           "engine_version": _engine_version(runtime.choice.engine), "cpu": cpu_description(),
+           "engine_version": _engine_version(runtime.choice.engine),
+           "device": device_description(runtime.choice.precision),
            "graph_sha256": runtime.bundle.config.get("files", {}).get(graph.name) or sha256(graph)}
     found = find_record(runtime.bundle.path, key)
     if found is not None:

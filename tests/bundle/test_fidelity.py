@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bundle.fidelity import FILE, add_record, find_record
 
-KEY = {"precision": "bf16", "engine": "openvino", "engine_version": "openvino 2026.4.1", "cpu": "Xeon (amx_bf16)",
+KEY = {"precision": "bf16", "engine": "openvino", "engine_version": "openvino 2026.4.1", "device": "Xeon (amx_bf16)",
        "graph_sha256": "ab" * 32}
 
 
@@ -17,7 +17,7 @@ def test_records_are_found_by_their_whole_key(tmp_path: Path) -> None:
     assert find_record(tmp_path, KEY)["worst_cos"] == 0.99997
     for field in KEY:
         assert find_record(tmp_path, {**KEY, field: "something else"}) is None, field
-    add_record(tmp_path, {**KEY, "cpu": "EPYC ()", "worst_cos": 0.5})
+    add_record(tmp_path, {**KEY, "device": "EPYC ()", "worst_cos": 0.5})
     add_record(tmp_path, {**KEY, "worst_cos": 0.99998})  # the same key: replaced, not added
     records = json.loads((tmp_path / FILE).read_text())["records"]
     assert [r["worst_cos"] for r in records] == [0.5, 0.99998]

@@ -240,3 +240,19 @@ def test_the_fidelity_measurement_of_the_fp16_graph(tiny_bundle: Path) -> None:
     runtime.choice = replace(runtime.choice, precision="fp16")
     figures = measure_against_fp32(runtime, fidelity_sequences(runtime.bundle), 1)
     assert 0.9999 <= figures["worst_cos"] < 1 - 1e-9 and figures["max_attention_error"] == 0.0
+
+
+def test_a_records_device_is_the_gpu_for_fp16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp16's figures depend on the GPU, bf16's on the CPU: the record's key says which computed them."""
+    from service import precision
+
+    assert precision.device_description("bf16") == precision.cpu_description()
+    gpus = tmp_path / "gpus"
+    for bus, model in (("0000:01:00.0", "NVIDIA H200"), ("0000:02:00.0", "NVIDIA H100 80GB HBM3")):
+        (gpus / bus).mkdir(parents=True)
+        (gpus / bus / "information").write_text(f"Model: \t\t {model}\nIRQ:\t\t 42\n")
+    real = Path
+    monkeypatch.setattr(precision, "Path", lambda p: gpus if p == "/proc/driver/nvidia/gpus" else real(p))
+    assert precision.device_description("fp16") == "CUDA: NVIDIA H100 80GB HBM3, NVIDIA H200"
+    gpus.rename(tmp_path / "none")
+    assert precision.device_description("fp16") == "CUDA: device not named by the driver"
