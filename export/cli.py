@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     figures = config["parity"]["max_abs_diff"]
     worst = max(v for kind, graph in figures.items() if kind != "fp16" for v in graph.values())
-    half = f"; fp16 graph {max(figures['fp16'].values()):.2e}" if "fp16" in figures else ""
+    left_out = config["parity"].get("fp16_left_out")
+    half = (f"; fp16 graph {max(figures['fp16'].values()):.2e}" if "fp16" in figures
+            else f"; fp16 graph left out: {left_out}" if left_out else "")
     task = config.get("task", {}).get("kind", "embed")
     print(f"wrote {args.output} ({config['name']}, task {task}, parity max abs diff {worst:.2e}{half})")
     return 0

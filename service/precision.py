@@ -102,8 +102,10 @@ def _fp16(settings: Settings, bundle: Bundle, cuda: bool) -> PrecisionChoice:
         raise BundleError(f"ATTNSERVE_PRECISION=fp16 is built for embedding models only; {bundle.name} is a "
                           f"{bundle.task.name} model: serve it in fp32")
     if "fp16" not in bundle.config.get("graphs", {}):
+        why = bundle.config.get("parity", {}).get("fp16_left_out")
         raise BundleError(f"ATTNSERVE_PRECISION=fp16 needs the bundle's fp16 graph and {bundle.name} has none: "
-                          "export it again with this version of attnserve")
+                          + (f"the export left it out ({why}); serve fp32" if why else
+                             "export it again with this version of attnserve"))
     return PrecisionChoice("fp16", "onnxruntime", "fp16 graph on CUDA (ONNX Runtime)")
 
 

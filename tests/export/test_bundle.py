@@ -286,3 +286,22 @@ def test_the_fp16_graph_computes_in_half_and_keeps_the_vectors(minilm_bundle: Pa
         cosines.append(float(want @ got / (np.linalg.norm(want) * np.linalg.norm(got))))
         differs = differs or bool(np.abs(want - got).max() > 1e-6)
     assert min(cosines) >= 0.9999 and differs  # close, and not the fp32 graph again
+
+
+def test_an_fp16_graph_past_its_limit_is_left_out_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp16 graph is an extra: where it strays past its limit (here a limit nothing meets) the export
+    leaves it out and says why, instead of failing; a service asked for fp16 then repeats the reason."""
+    from bundle import BundleError, load_bundle
+    from export.commands import export_tiny
+    from service.precision import choose_engine
+    from service.settings import Settings
+
+    monkeypatch.setattr("export.bundle.HALF_PARITY_LIMIT", 1e-12)
+    out = tmp_path / "tiny"
+    export_tiny(out, seed=0)
+    cfg = _config(out)
+    assert "fp16" not in cfg["graphs"] and "fp16" not in cfg["parity"]["max_abs_diff"]
+    assert not (out / "model_fp16.onnx").exists() and "model_fp16.onnx" not in cfg["files"]
+    assert cfg["parity"]["fp16_left_out"].startswith("model_fp16.onnx: ONNX Runtime differs from PyTorch by")
+    with pytest.raises(BundleError, match=r"has none: the export left it out \(model_fp16.onnx: ONNX Runtime"):
+        choose_engine(Settings(model=out, precision="fp16"), load_bundle(out), True, lambda: (False, ""))

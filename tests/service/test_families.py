@@ -119,9 +119,14 @@ def test_token_ids_at_and_past_the_maximum(family: Family) -> None:
 
 def test_every_graph_is_exported_with_recorded_parity(family: Family) -> None:
     graphs = family.config["graphs"]
-    assert set(graphs) == {"default", "attentions", "packed", "optimized"}
+    # the fp16 graph is kept where it stays within its own limit (5e-2), else left out with the reason
+    half = {"fp16"} if "fp16" in graphs else set()
+    assert set(graphs) == {"default", "attentions", "packed", "optimized"} | half
+    assert half or "model_fp16.onnx: ONNX Runtime differs" in family.config["parity"]["fp16_left_out"]
     worst = family.config["parity"]["max_abs_diff"]
-    assert set(worst) == set(graphs) and max(v for g in worst.values() for v in g.values()) <= LIMIT
+    assert set(worst) == set(graphs)
+    assert max(v for kind, g in worst.items() if kind != "fp16" for v in g.values()) <= LIMIT
+    assert max(worst.get("fp16", {"none": 0.0}).values()) <= 5e-2
 
 
 def test_models_route_declares_the_position_scheme(family: Family) -> None:

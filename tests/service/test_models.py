@@ -103,6 +103,6 @@ def test_precision_per_model(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch)
             TestClient(create_app(Settings(model=models, warmup=False))):
         pass
     monkeypatch.delenv("ATTNSERVE_MODEL_PRECISION")
-    for bad in ("bf16", "=bf16", "a=fp16"):
-        with pytest.raises(ValidationError, match="NAME=PRECISION|Input should be 'fp32', 'bf16' or 'int8'"):
+    for bad in ("bf16", "=bf16", "a=fp8"):
+        with pytest.raises(ValidationError, match="NAME=PRECISION|Input should be 'fp32', 'bf16', 'fp16' or 'int8'"):
             Settings(model=models, model_precision=bad)
