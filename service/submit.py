@@ -61,8 +61,9 @@ async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.n
     # uvicorn with attnserve's protocol says when the connection drops (service/connections.py); any other
     # server, or a test transport, is watched through receive() in a task
     gone = request.scope.get("extensions", {}).get(DISCONNECTED)
-    watcher = None if gone is not None else asyncio.ensure_future(_disconnected(request))
-    gone = gone if gone is not None else watcher
+    watcher = None
+    if gone is None:
+        gone = watcher = asyncio.ensure_future(_disconnected(request))
     went = lambda _: settle("gone")  # noqa: E731
     gone.add_done_callback(went)
     timer = loop.call_later(timeout_s, settle, "timeout")
