@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bundle import BundleError
+from bundle import Bundle, BundleError
 
 OPENVINO = "OpenVINO CPU"
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -54,22 +53,57 @@ def _args(ports: Any) -> list[_Arg]:
             for p in ports]
 
 
+class OpenVinoGraphs:
+    """The bundle's graphs as OpenVINO reads them, each file once. A compiled model keeps the weights of the
+    model it was compiled from (MiniLM: 43 MB besides the shared token table, per read), so every session of one
+    graph (the batch workers', the lone batch's, the start-up fidelity check's f32 one) compiles the same read.
+    The default graph is the attentions graph less its attentions output wherever the two compute attention
+    alike (no query blocks): OpenVINO compiles the same kernels from both (identical outputs, tested), and one
+    read serves both."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self._core = openvino_core()
+        self._models: dict[str, Any] = {}
+
+    def model(self, kind: str) -> Any:
+        if kind not in self._models:
+            self._models[kind] = self._derived_default() if kind == "default" else None
+            if self._models[kind] is None:
+                self._models[kind] = self._core.read_model(str(self.bundle.graph_file(kind)))
+        return self._models[kind]
+
+    def _derived_default(self) -> Any:
+        graphs = self.bundle.config["graphs"]
+        if self.bundle.query_chunks != 1 or "attentions" not in graphs:
+            return None
+        full = self.model("attentions")
+        wanted = [o["name"] for o in graphs["default"]["outputs"]]
+        ports = {o.get_any_name(): o for o in full.outputs}
+        if not set(wanted) <= set(ports):
+            return None
+        import openvino
+
+        return openvino.Model([ports[name] for name in wanted], full.get_parameters(), "default")
+
+    def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:
+        return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams)
+
+
 class OpenVinoSession:
     """One compiled graph; each inference thread gets its own infer request (a request is not thread-safe)."""
 
-    def __init__(self, path: Path, threads: int, precision: str, streams: int = 1) -> None:
+    def __init__(self, core: Any, model: Any, name: str, threads: int, precision: str, streams: int = 1) -> None:
         """``streams`` requests run at once, each on ``threads`` threads: OpenVINO queues the requests of a
         compiled model onto its streams, so concurrent inference workers need one stream each (with one stream,
         two workers of one thread ran one at a time: 48% of the in-process ceiling at 64 clients)."""
-        core = openvino_core()
-        model = core.read_model(str(path))
         self.compiled = core.compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
             "NUM_STREAMS": streams})
         runs = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         if runs != getattr(_types(), _HINTS[precision]):
-            raise BundleError(f"OpenVINO compiled {path.name} to {runs.get_type_name()}, not the {_HINTS[precision]} "
-                              "asked for (ATTNSERVE_PRECISION)")
+            raise BundleError(f"OpenVINO compiled the {name} graph to {runs.get_type_name()}, not the "
+                              f"{_HINTS[precision]} asked for (ATTNSERVE_PRECISION)")
         self._outputs = list(self.compiled.outputs)
         self._local = threading.local()
 

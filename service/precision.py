@@ -127,11 +127,9 @@ def measure_against_fp32(runtime: Runtime, sequences: list[np.ndarray], threads:
     difference."""
     bundle = runtime.bundle
     reference = copy.copy(runtime)
-    if runtime.choice.engine == "openvino":
-        from .openvino_session import OpenVinoSession
-
-        reference.sessions = {False: OpenVinoSession(bundle.graph_file(runtime.plan.default_graph), threads, "fp32"),
-                              True: OpenVinoSession(bundle.graph_file("attentions"), threads, "fp32")}
+    if runtime.openvino is not None:  # the same reads of the graphs, compiled in f32
+        reference.sessions = {False: runtime.openvino.session(runtime.plan.default_graph, threads, "fp32"),
+                              True: runtime.openvino.session("attentions", threads, "fp32")}
     else:
         import onnxruntime as ort
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 from bundle import Bundle, BundleError, check_graph_io
 from bundle.packing import pack, pool
 
+from .openvino_session import OpenVinoGraphs
 from .plan import CPU, CUDA, OPENVINO, make_plan
 from .precision import FIDELITY_TEXTS, check_fidelity, choose_engine, recorded_fidelity
 from .settings import Settings
@@ -139,9 +140,11 @@ class Runtime:
         providers, reason = choose_providers(settings.provider)
         self.choice = choose_engine(settings, bundle, providers[0] == CUDA, _native_bf16)
         self._length_step = 1
+        self.openvino: OpenVinoGraphs | None = None
         if self.choice.engine == "openvino":
             providers, reason = [OPENVINO], self.choice.reason
             self._length_step = settings.openvino_length_step
+            self.openvino = OpenVinoGraphs(bundle)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
         plan = make_plan(settings, providers[0], cores, graphs)
@@ -196,10 +199,8 @@ class Runtime:
         file = self.bundle.graph_file(kind)
         assert file is not None
         if providers[0] == OPENVINO:
-            from .openvino_session import OpenVinoSession
-
             streams = 1 if options.intra_op_num_threads > self._ov_threads else self._ov_streams  # the lone session
-            session = OpenVinoSession(file, options.intra_op_num_threads, self.choice.precision, streams)
+            session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision, streams)
             check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
             return session  # type: ignore[return-value]  # the part of the session API the runtime uses
         session = ort.InferenceSession(str(file), options, providers=providers)

@@ -163,6 +163,38 @@ def test_openvino_length_step_pads_widths_and_keeps_numbers(tiny_bundle: Path, s
         assert np.abs(w.pooled - g.pooled).max() <= 1e-5
 
 
+def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One read of the attentions graph serves every OpenVINO session (batch, lone, the fidelity check's f32
+    ones), its default graph being the attentions graph less that output: the same numbers as OpenVINO's
+    compile of the bundle's default graph file. A bundle whose default graph runs queries in blocks reads both."""
+    import openvino
+
+    reads: list[str] = []
+    read = openvino.Core.read_model
+    monkeypatch.setattr(openvino.Core, "read_model", lambda core, path, *a: reads.append(Path(path).name)
+                        or read(core, path, *a))
+    layout = {"engine": "openvino", "warmup": False, "inference_workers": 2, "intra_op_threads": 1}
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, **layout))
+    measure_against_fp32(runtime, fidelity_sequences(runtime.bundle)[:4], 1)
+    assert reads == ["model_attentions.onnx"]
+    direct = openvino.Core().compile_model(str(tiny_bundle / "model.onnx"), "CPU",
+                                           {"INFERENCE_PRECISION_HINT": "f32"})
+    ids = np.array([[101, 7, 8, 9, 102], [101, 7, 102, 0, 0]])
+    want = direct.create_infer_request().infer({"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64)})
+    got = runtime.sessions[False].run(None, {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64)})
+    assert [o.get_any_name() for o in direct.outputs] == [o.name for o in runtime.sessions[False].get_outputs()]
+    for w, g in zip(want.values(), got, strict=True):
+        assert np.abs(w - g).max() <= 1e-6
+    chunked = tmp_path / "chunked"
+    shutil.copytree(tiny_bundle, chunked)
+    config = json.loads((chunked / "config.json").read_text())
+    config["graphs"]["default"]["query_chunks"] = 2
+    (chunked / "config.json").write_text(json.dumps(config))
+    reads.clear()
+    Runtime(load_bundle(chunked, False), Settings(model=chunked, **layout))
+    assert sorted(reads) == ["model.onnx", "model_attentions.onnx"]
+
+
 def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The first start of a precision measures it and writes fidelity.json; later starts on the same CPU,
