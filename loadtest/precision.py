@@ -27,6 +27,7 @@ from loadtest.checks import load_corpus
 from loadtest.load import step
 from loadtest.report import write_axis
 from loadtest.servers import rss_mb, start_server
+from service.precision import cpu_info
 
 VARIANTS = {"ort-fp32": ("onnxruntime", "fp32"), "openvino-fp32": ("openvino", "fp32"),
             "openvino-bf16": ("openvino", "bf16")}
@@ -34,10 +35,8 @@ FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"
 
 
 def cpu_flags() -> list[str]:
-    """The flags that decide what a precision can do here (from /proc/cpuinfo)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    m = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-    present = set(m.group(1).split()) if m else set()
+    """The flags that decide what a precision can do here."""
+    present = cpu_info()[1]
     return [f for f in FLAGS if f in present]
 
 

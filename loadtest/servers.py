@@ -45,10 +45,9 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = m.group(1) if m else cpu
+    from service.precision import cpu_info
+
+    cpu = cpu_info()[0]
     versions = {}
     for dist in ("attnserve", "onnxruntime-gpu", "onnxruntime", "openvino", "fastapi", "uvicorn", "tokenizers",
                  "numpy"):

@@ -156,13 +156,18 @@ def device_description(precision: str) -> str:
     return "CUDA: " + (", ".join(models) or "device not named by the driver")
 
 
-def cpu_description() -> str:
-    """The CPU's model name and the flags that decide reduced-precision arithmetic: part of a record's key."""
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and flags, as /proc/cpuinfo gives them (the one place they are read)."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
     flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-    present = set(flags.group(1).split()) if flags else set()
-    return f"{model.group(1) if model else 'unknown CPU'} ({' '.join(f for f in _CPU_FLAGS if f in present)})"
+    return (model.group(1) if model else "unknown CPU"), set(flags.group(1).split()) if flags else set()
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the flags that decide reduced-precision arithmetic: part of a record's key."""
+    model, present = cpu_info()
+    return f"{model} ({' '.join(f for f in _CPU_FLAGS if f in present)})"
 
 
 def _engine_version(engine: str) -> str:
