@@ -23,7 +23,7 @@ from typing import Any
 from loadtest.ceiling import Ceiling
 from loadtest.checks import load_corpus
 from loadtest.load import step
-from loadtest.report import write_axis
+from loadtest.report import chosen, write_axis
 from loadtest.servers import start_server
 
 MINILM = {"hidden_size": 384, "num_attention_heads": 12, "num_hidden_layers": 6, "intermediate_size": 1536,
@@ -120,10 +120,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8795)
     parser.add_argument("--tiny", action="store_true", help="a small shape instead of MiniLM's (for tests)")
     args = parser.parse_args()
-    names = args.families.split(",")
-    unknown = sorted(set(names) - set(FAMILIES))
-    if unknown:
-        parser.error(f"unknown families: {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
+    names = chosen(parser, "--families", args.families, FAMILIES)
     args.output.mkdir(parents=True, exist_ok=True)
     lines = run(args.output, names, args.seconds, args.port, TINY if args.tiny else MINILM)
     shape = "tiny" if args.tiny else "MiniLM"

@@ -25,7 +25,7 @@ import numpy as np
 
 from loadtest.checks import load_corpus
 from loadtest.load import step
-from loadtest.report import write_axis
+from loadtest.report import chosen, write_axis
 from loadtest.servers import rss_mb, start_server
 from service.precision import cpu_info
 
@@ -200,10 +200,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8815)
     parser.add_argument("--sweep", action="store_true", help="also in-process sentences/s at batch 1, 8, 32, 64")
     args = parser.parse_args()
-    names = args.variants.split(",")
-    unknown = sorted(set(names) - set(VARIANTS))
-    if unknown:
-        parser.error(f"unknown variants: {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    names = chosen(parser, "--variants", args.variants, VARIANTS)
     args.output.mkdir(parents=True, exist_ok=True)
     try:
         steps = parse_steps(args.concurrency)

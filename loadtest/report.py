@@ -3,14 +3,24 @@ stand-alone axes' (families, rerank, precision) own .json and .md."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from loadtest.servers import machine
+
+
+def chosen(parser: argparse.ArgumentParser, option: str, given: str, known: Iterable[str]) -> list[str]:
+    """The comma-separated names of an axis option, each one checked against those the axis knows."""
+    names, known = given.split(","), list(known)
+    if unknown := sorted(set(names) - set(known)):
+        parser.error(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
 
 
 def write_axis(output: Path, name: str, title: str, detail: str, body: str, **fields: Any) -> dict[str, Any]:

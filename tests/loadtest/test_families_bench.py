@@ -27,4 +27,4 @@ def test_family_lines_are_written(tmp_path: Path) -> None:
 def test_unknown_family_is_a_usage_error(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "loadtest.families", "--families", "gpt2", "--output", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and "unknown families: gpt2" in run.stderr
+    assert run.returncode == 2 and "--families: unknown gpt2 (known: " in run.stderr

@@ -44,3 +44,10 @@ def test_steps_are_checked() -> None:
     for bad in ("0", "16x", "x8", "16x0", "a"):
         with pytest.raises(ValueError, match="CLIENTS or CLIENTSxSENTENCES"):
             parse_steps(bad)
+
+
+def test_unknown_variant_is_a_usage_error(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "loadtest.precision", "--variants", "ort-fp32,tensorrt-int4",
+                          "--output", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--variants: unknown tensorrt-int4 (known: ort-fp32, " in run.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything ran
