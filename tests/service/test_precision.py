@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,19 @@ ATTENTION_BOUND = 0.02
 
 def _start(bundle: Path, **settings: object) -> TestClient:
     return TestClient(create_app(Settings(model=bundle, **settings)))
+
+
+def _edited(bundle: Path, to: Path, edit: Callable[[dict], object]) -> Path:
+    """A copy of ``bundle`` at ``to`` (or the bundle itself) whose config.json ``edit`` has changed in place."""
+    if to != bundle:
+        shutil.copytree(bundle, to)
+    config = json.loads((to / "config.json").read_text())
+    edit(config)
+    (to / "config.json").write_text(json.dumps(config))
+    return to
+
+
+CLASSIFY = {"kind": "classify", "labels": ["a", "b"], "activation": "softmax"}
 
 
 def test_int8_is_refused_with_the_measured_reason(tiny_bundle: Path) -> None:
@@ -85,11 +99,7 @@ def test_the_rules_with_a_cpu_that_has_bf16(tiny_bundle: Path, tmp_path: Path) -
     assert (choice.precision, choice.engine) == ("bf16", "openvino")
     with pytest.raises(BundleError, match="bf16 is a CPU setting .*on CUDA use ATTNSERVE_PRECISION=fp16"):
         choose_engine(Settings(model=tiny_bundle, precision="bf16"), bundle, True, yes)
-    task = tmp_path / "task"
-    shutil.copytree(tiny_bundle, task)
-    config = json.loads((task / "config.json").read_text())
-    config["task"] = {"kind": "classify", "labels": ["a", "b"], "activation": "softmax"}
-    (task / "config.json").write_text(json.dumps(config))
+    task = _edited(tiny_bundle, tmp_path / "task", lambda config: config.update(task=CLASSIFY))
     with pytest.raises(BundleError, match="measured for embedding models only"):
         choose_engine(Settings(model=task, precision="bf16"), load_bundle(task, False), False, yes)
     fp32 = choose_engine(Settings(model=tiny_bundle), bundle, False, yes)
@@ -185,11 +195,8 @@ def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monke
     assert [o.get_any_name() for o in direct.outputs] == [o.name for o in runtime.sessions[False].get_outputs()]
     for w, g in zip(want.values(), got, strict=True):
         assert np.abs(w - g).max() <= 1e-6
-    chunked = tmp_path / "chunked"
-    shutil.copytree(tiny_bundle, chunked)
-    config = json.loads((chunked / "config.json").read_text())
-    config["graphs"]["default"]["query_chunks"] = 2
-    (chunked / "config.json").write_text(json.dumps(config))
+    chunked = _edited(tiny_bundle, tmp_path / "chunked",
+                      lambda config: config["graphs"]["default"].update(query_chunks=2))
     reads.clear()
     Runtime(load_bundle(chunked, False), Settings(model=chunked, **layout))
     assert sorted(reads) == ["model.onnx", "model_attentions.onnx"]
@@ -246,15 +253,11 @@ def test_fp16_rules(tiny_bundle: Path, tmp_path: Path) -> None:
         choose_engine(Settings(model=tiny_bundle, precision="fp16"), bundle, False, no)
     with pytest.raises(BundleError, match="OpenVINO's reduced precision is bf16"):
         choose_engine(Settings(model=tiny_bundle, precision="fp16", engine="openvino"), bundle, True, no)
-    old = tmp_path / "old"
-    shutil.copytree(tiny_bundle, old)
-    config = json.loads((old / "config.json").read_text())
-    del config["graphs"]["fp16"], config["files"]["model_fp16.onnx"]
-    (old / "config.json").write_text(json.dumps(config))
+    old = _edited(tiny_bundle, tmp_path / "old",
+                  lambda config: (config["graphs"].pop("fp16"), config["files"].pop("model_fp16.onnx")))
     with pytest.raises(BundleError, match="needs the bundle's fp16 graph and tiny has none: export it again"):
         choose_engine(Settings(model=old, precision="fp16"), load_bundle(old), True, no)
-    config["task"] = {"kind": "classify", "labels": ["a", "b"], "activation": "softmax"}
-    (old / "config.json").write_text(json.dumps(config))
+    _edited(old, old, lambda config: config.update(task=CLASSIFY))
     with pytest.raises(BundleError, match="fp16 is built for embedding models only"):
         choose_engine(Settings(model=old, precision="fp16"), load_bundle(old, False), True, no)
     # through the service on this (CPU) host: one start-up error
