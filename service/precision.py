@@ -27,8 +27,9 @@ _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8")
 
 INT8_REFUSAL = (
     "ATTNSERVE_PRECISION=int8 is not offered: plain int8 of MiniLM measured a worst cosine of 0.98 against fp32 "
-    "(dynamic int8, per-channel weights; 0.992 with only the attention projections in int8), and int8 weights "
-    "with fp32 compute kept 0.9996 but ran slower than fp32: none reaches the 0.9999 bar; use fp32, or bf16 on a "
+    "(dynamic int8, per-channel weights; 0.992 with only the attention projections in int8; 0.994 calibrated, "
+    "with SmoothQuant and the FFN outputs in fp32), and int8 weights with fp32 compute kept 0.9996 but ran "
+    "slower than fp32: none reaches the 0.9999 bar; use fp32, or bf16 on a "
     "CPU with AMX or AVX512-BF16 (docs/performance.md)"
 )
 # Sentences of many kinds and lengths: the vectors a reduced precision is judged on.

@@ -24,6 +24,7 @@ ids = torch.ones((2, 16), dtype=torch.long)
 with torch.no_grad():
     converted = ov.convert_model(model, example_input={"input_ids": ids, "attention_mask": ids})
 print("IR ops:", dict(collections.Counter(op.get_type_name() for op in converted.get_ops()).most_common(12)))
-print("inputs:", [p.get_any_name() for p in converted.inputs], "outputs:", [p.get_any_name() for p in converted.outputs])
+print("inputs:", [p.get_any_name() for p in converted.inputs])
+print("outputs:", [p.get_any_name() for p in converted.outputs])
 out.mkdir(parents=True, exist_ok=True)
 ov.save_model(converted, str(out / "model.xml"), compress_to_fp16="--fp16-weights" in sys.argv)

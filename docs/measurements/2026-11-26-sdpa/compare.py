@@ -16,7 +16,7 @@ import openvino as ov
 from tokenizers import Tokenizer
 
 sys.path.insert(0, ".")
-from loadtest.checks import load_corpus  # noqa: E402
+from loadtest.checks import load_corpus
 
 precision, bundle, graphs = sys.argv[1], Path(sys.argv[2]), [Path(g) for g in sys.argv[3:]]
 tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
@@ -64,5 +64,6 @@ for size in (1, 8, 32):
                     {"token_type_ids": np.zeros_like(f["input_ids"])} if "token_type_ids" in names else {}))
                 n += len(f["input_ids"])
             rates[g].append(n / (time.perf_counter() - started))
-    print(f"batch {size:2d}: " + "; ".join(f"{g.name} {np.median(r):6.1f} seq/s (rounds {', '.join(f'{x:.0f}' for x in r)})"
-                                            for g, r in rates.items()), flush=True)
+    shown = [f"{g.name} {np.median(r):6.1f} seq/s (rounds {', '.join(f'{x:.0f}' for x in r)})"
+             for g, r in rates.items()]
+    print(f"batch {size:2d}: " + "; ".join(shown), flush=True)
