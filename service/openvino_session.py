@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ class OpenVinoGraphs:
         self.bundle = bundle
         self._core = openvino_core()
         self._models: dict[str, Any] = {}
+        self._derived: dict[str, bool] = {}
 
     def model(self, kind: str) -> Any:
         if kind not in self._models:
@@ -72,6 +74,11 @@ class OpenVinoGraphs:
             if self._models[kind] is None:
                 self._models[kind] = self._core.read_model(str(self.bundle.graph_file(kind)))
         return self._models[kind]
+
+    def source(self, kind: str) -> Path:
+        """The file the ``kind`` graph was read from: what its numbers depend on (a fidelity record's key)."""
+        self.model(kind)
+        return self.bundle.graph_file("attentions" if self._derived.get(kind) else kind)
 
     def _derived_default(self) -> Any:
         graphs = self.bundle.config["graphs"]
@@ -84,6 +91,7 @@ class OpenVinoGraphs:
             return None
         import openvino
 
+        self._derived["default"] = True
         return openvino.Model([ports[name] for name in wanted], full.get_parameters(), "default")
 
     def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:

@@ -183,9 +183,10 @@ def _engine_version(engine: str) -> str:
 
 def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, Any]:
     """The fidelity of the runtime's precision: read back from the bundle's fidelity.json when this precision,
-    engine version, device and graph were measured before; else measured now and recorded there (a read-only
-    bundle folder is measured at every start instead)."""
-    graph = runtime.bundle.graph_file(runtime.plan.default_graph)
+    engine version, device and graph (the file the served vectors come from) were measured before; else measured
+    now and recorded there (a read-only bundle folder is measured at every start instead)."""
+    default = runtime.plan.default_graph
+    graph = runtime.openvino.source(default) if runtime.openvino is not None else runtime.bundle.graph_file(default)
     key = {"precision": runtime.choice.precision, "engine": runtime.choice.engine,
            "engine_version": _engine_version(runtime.choice.engine),
            "device": device_description(runtime.choice.precision),

@@ -216,7 +216,8 @@ def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp
     records = json.loads((bundle / "fidelity.json").read_text())["records"]
     assert len(records) == 1 and records[0]["worst_cos"] == first["worst_cos"] > 1 - 1e-6
     assert (records[0]["precision"], records[0]["engine"]) == ("fp32", "openvino")
-    assert records[0]["graph_sha256"] == load_bundle(bundle).config["files"]["model.onnx"]
+    # the file the served vectors come from: OpenVINO's default graph is read from the attentions graph
+    assert records[0]["graph_sha256"] == load_bundle(bundle).config["files"]["model_attentions.onnx"]
     monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: pytest.fail("measured again"))
     again = recorded_fidelity(runtime, sequences, 1)
     assert again["source"].startswith("recorded in fidelity.json (measured 20")
