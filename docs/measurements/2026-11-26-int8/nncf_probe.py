@@ -4,6 +4,7 @@ without it, and with sensitive layers kept in f32, each variant's worst and medi
 over the 900 corpus sentences against OpenVINO f32 on the same graph, and its sentences/s at batch 32 grouped by
 length on 2 threads, every variant interleaved round by round with f32, in one run.
 
+    pip install nncf   # not one of attnserve's dependencies: int8 is not served
     python docs/measurements/2026-11-26-int8/nncf_probe.py build/minilm
 
 Calibration: 300 sentences cut from the shipped paragraphs (loadtest/paragraphs.txt), never the corpus
