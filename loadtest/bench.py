@@ -23,7 +23,7 @@ from pathlib import Path
 from loadtest.ceiling import Ceiling
 from loadtest.checks import load_corpus
 from loadtest.load import http_get, step
-from loadtest.report import plot, targets, write_report
+from loadtest.report import chosen, plot, targets, write_report
 from loadtest.servers import machine, rss_mb, start_server
 
 CONCURRENCY = (1, 4, 16, 64, 256)
@@ -43,8 +43,12 @@ def main() -> int:
     parser.add_argument("--rerank", action="store_true", help="also the rerank line (pairs/s at 64 clients): a "
                         "cross-encoder of MiniLM's shape, see loadtest/rerank.py; needs transformers")
     parser.add_argument("--precisions", help="also the precision axis, in the same run: comma-separated variants of "
-                        "loadtest/precision.py (ort-fp32, openvino-fp32, openvino-bf16)")
+                        "loadtest/precision.py (ort-fp32, openvino-fp32, openvino-bf16, cuda-fp32, cuda-fp16)")
     args = parser.parse_args()
+    if args.precisions:  # refused now, not after the sweep has run
+        from loadtest.precision import VARIANTS
+
+        chosen(parser, "--precisions", args.precisions, VARIANTS)
     args.output.mkdir(parents=True, exist_ok=True)
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
     texts = load_corpus(paragraphs=False)

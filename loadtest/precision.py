@@ -19,7 +19,7 @@ import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,8 +29,16 @@ from loadtest.report import chosen, write_axis
 from loadtest.servers import rss_mb, start_server
 from service.precision import cpu_info
 
-VARIANTS = {"ort-fp32": ("onnxruntime", "fp32"), "openvino-fp32": ("openvino", "fp32"),
-            "openvino-bf16": ("openvino", "bf16")}
+
+class Variant(NamedTuple):
+    engine: str
+    precision: str
+    provider: str  # ATTNSERVE_PROVIDER: "cpu", or "cuda" (refused at start where there is no CUDA)
+
+
+VARIANTS = {"ort-fp32": Variant("onnxruntime", "fp32", "cpu"), "openvino-fp32": Variant("openvino", "fp32", "cpu"),
+            "openvino-bf16": Variant("openvino", "bf16", "cpu"), "cuda-fp32": Variant("onnxruntime", "fp32", "cuda"),
+            "cuda-fp16": Variant("onnxruntime", "fp16", "cuda")}
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
@@ -40,15 +48,15 @@ def cpu_flags() -> list[str]:
     return [f for f in FLAGS if f in present]
 
 
-def ceiling(bundle: Path, texts: list[str], engine: str, precision: str, budget_s: float, batch: int = 32) -> float:
+def ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: float, batch: int = 32) -> float:
     from bundle import load_bundle
     from service.runtime import Runtime
     from service.settings import Settings
     from service.tokenize import TextTokenizer
 
     loaded = load_bundle(bundle)
-    runtime = Runtime(loaded, Settings(model=bundle, engine=engine, precision=precision, inference_workers=1,
-                                       warmup=False))
+    runtime = Runtime(loaded, Settings(model=bundle, engine=variant.engine, precision=variant.precision,
+                                       provider=variant.provider, inference_workers=1, warmup=False))
     tokenizer = TextTokenizer(bundle / "tokenizer.json", loaded.max_length)
     sequences = sorted((e.ids for e in tokenizer.encode(texts, True)), key=len)
     batches = [sequences[i: i + batch] for i in range(0, len(sequences), batch)]
@@ -73,9 +81,8 @@ def sweep(bundle: Path, names: list[str], batches: tuple[int, ...] = (1, 8, 32, 
 
     texts, out = load_corpus(paragraphs=False), {}
     for name in names:
-        engine, precision = VARIANTS[name]
         try:
-            out[name] = {str(b): ceiling(bundle, texts, engine, precision, budget_s, b) for b in batches}
+            out[name] = {str(b): ceiling(bundle, texts, VARIANTS[name], budget_s, b) for b in batches}
         except BundleError as exc:
             print(f"{name:14s} refused: {exc}", flush=True)
             continue
@@ -114,12 +121,13 @@ def _split(label: str) -> tuple[int, int]:
 
 def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: float, port: int,
             concurrency: tuple[str, ...], reference: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
-    engine, precision = VARIANTS[name]
-    line: dict[str, Any] = {"variant": name, "engine": engine, "precision": precision}
+    variant = VARIANTS[name]
+    line: dict[str, Any] = {"variant": name, **variant._asdict()}
     log = output / f"server-{name}.log"
+    env = {"ATTNSERVE_ENGINE": variant.engine, "ATTNSERVE_PRECISION": variant.precision,
+           "ATTNSERVE_PROVIDER": variant.provider}
     try:
-        proc, ready_s = start_server(bundle, port, {"ATTNSERVE_ENGINE": engine, "ATTNSERVE_PRECISION": precision},
-                                     log)
+        proc, ready_s = start_server(bundle, port, env, log)
     except RuntimeError:
         line["refused"] = _refusal(log)
         print(f"{name:14s} refused: {line['refused']}", flush=True)
@@ -138,7 +146,7 @@ def measure(name: str, bundle: Path, output: Path, texts: list[str], seconds: fl
     finally:
         proc.terminate()
         proc.wait(30)
-    line["ceiling_sequences_per_s"] = ceiling(bundle, texts, engine, precision, min(seconds, 5.0))
+    line["ceiling_sequences_per_s"] = ceiling(bundle, texts, variant, min(seconds, 5.0))
     best = max(s["sequences_per_s"] for s in line["service"].values())
     line["of_ceiling"] = best / line["ceiling_sequences_per_s"]
     print(f"{name:14s} ceiling {line['ceiling_sequences_per_s']:7.1f} seq/s  service best {best:7.1f} "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads((tmp_path / "precision.json").read_text())
     lines = {line["variant"]: line for line in result["variants"]}
-    assert set(lines) == {"ort-fp32", "openvino-fp32", "openvino-bf16"}
+    assert set(lines) == {"ort-fp32", "openvino-fp32", "openvino-bf16", "cuda-fp32", "cuda-fp16"}
     for name in ("ort-fp32", "openvino-fp32"):
         assert lines[name]["ceiling_sequences_per_s"] > 0 and lines[name]["service"]["4x8"]["errors"] == 0
         step = lines[name]["service"]["4x8"]  # 8 sentences in each request, counted as 8
@@ -32,6 +33,9 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
         assert lines["openvino-bf16"]["worst_cos"] >= 0.9999
     else:
         assert "needs a CPU that computes bf16 natively" in lines["openvino-bf16"]["refused"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CUDA lines: the service's refusal
+        for name in ("cuda-fp32", "cuda-fp16"):
+            assert "CUDA was requested (ATTNSERVE_PROVIDER=cuda) but" in lines[name]["refused"]
     md = (tmp_path / "precision.md").read_text()
     assert "| openvino-fp32 |" in md and "| (the reference) |" in md  # ort-fp32's row: the vectors compared to
     assert "c=4, 8/req seq/s" in md
@@ -51,3 +55,10 @@ def test_unknown_variant_is_a_usage_error(tmp_path: Path) -> None:
                           "--output", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--variants: unknown tensorrt-int4 (known: ort-fp32, " in run.stderr
     assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_an_unknown_precision_stops_the_benchmark_before_it_runs(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "loadtest.bench", "--precisions", "cuda-fp16,int4",
+                          "--output", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--precisions: unknown int4 (known: ort-fp32, " in run.stderr
+    assert not list(tmp_path.iterdir())
