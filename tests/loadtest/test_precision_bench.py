@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import onnxruntime as ort
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
     from service.openvino_session import native_bf16
+    from service.runtime import choose_providers
 
     run = subprocess.run([sys.executable, "-m", "loadtest.precision", "--model", str(tiny_bundle), "--seconds", "0.5",
                           "--concurrency", "1,4x8", "--output", str(tmp_path), "--port", "18815"],
@@ -33,7 +33,7 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
         assert lines["openvino-bf16"]["worst_cos"] >= 0.9999
     else:
         assert "needs a CPU that computes bf16 natively" in lines["openvino-bf16"]["refused"]
-    if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CUDA lines: the service's refusal
+    if choose_providers("auto")[0][0] != "CUDAExecutionProvider":  # no GPU: the CUDA lines are refusals
         for name in ("cuda-fp32", "cuda-fp16"):
             assert "CUDA was requested (ATTNSERVE_PROVIDER=cuda) but" in lines[name]["refused"]
     md = (tmp_path / "precision.md").read_text()

@@ -20,12 +20,14 @@ from bundle import BundleError, load_bundle
 from service.app import create_app
 from service.openvino_session import native_bf16
 from service.precision import check_fidelity, choose_engine, fidelity, measure_against_fp32, recorded_fidelity
-from service.runtime import Runtime, fidelity_sequences
+from service.runtime import Runtime, choose_providers, fidelity_sequences
 from service.settings import Settings
 
 from .conftest import client_for
 
 NATIVE_BF16, WHY = native_bf16()
+(CUDA_FIRST, *_), CUDA_WHY = choose_providers("auto")
+ON_CUDA = CUDA_FIRST == "CUDAExecutionProvider"
 # bf16 keeps 8 bits of mantissa (relative error 2^-9 per rounding): attention probabilities of MiniLM's
 # 6 layers moved by 0.011 at most against fp32 on the AMX machine (docs/performance.md): bounded at 0.02
 ATTENTION_BOUND = 0.02
@@ -88,6 +90,27 @@ def test_bf16_where_the_cpu_computes_it(minilm_bundle: Path) -> None:  # pragma:
     with pytest.raises(BundleError, match="below the bar 1.0"), client_for(minilm_bundle, precision="bf16",
                                                                            min_fidelity_cos=1.0):
         pass
+
+
+@pytest.mark.skipif(not ON_CUDA, reason=f"no CUDA here ({CUDA_WHY}): test_fp16_rules tests the refusal instead")
+def test_fp16_where_cuda_runs_it(minilm_bundle: Path) -> None:  # pragma: no cover - GPU hosts
+    """The bundle's fp16 graph on ONNX Runtime's CUDA provider through the real app: vectors within the bar of
+    the CPU's fp32 ones; attention requests run the fp32 attentions graph on the GPU, so they stay close."""
+    texts = ["The quick brown fox jumps over the lazy dog.", "Zürich in winter", "x", "a longer sentence " * 20]
+    with client_for(minilm_bundle, provider="cpu") as fp32, \
+            client_for(minilm_bundle, precision="fp16", provider="cuda") as fp16:
+        model = fp16.get("/v1/models").json()["data"][0]
+        assert (model["engine"], model["precision"]) == ("onnxruntime", "fp16")
+        assert model["execution_provider"] == "CUDAExecutionProvider"
+        assert model["fidelity"]["worst_cos"] >= 0.9999 and model["fidelity"]["device"].startswith("CUDA: ")
+        want = np.array(fp32.post("/encode", json={"texts": texts}).json()["embeddings"])
+        got = np.array(fp16.post("/encode", json={"texts": texts}).json()["embeddings"])
+        assert (want * got).sum(axis=1).min() >= 0.9999  # normalized vectors
+        asked = {"texts": texts[:1], "return_attentions": True}
+        want_att = np.array(fp32.post("/encode", json=asked).json()["attentions"][0])
+        got_att = np.array(fp16.post("/encode", json=asked).json()["attentions"][0])
+        print(f"fp16 on CUDA: {model['fidelity']}; attention difference {np.abs(want_att - got_att).max():.2e}")
+        assert np.abs(want_att - got_att).max() <= 1e-3
 
 
 def test_the_rules_with_a_cpu_that_has_bf16(tiny_bundle: Path, tmp_path: Path) -> None:
