@@ -78,7 +78,9 @@ class OpenVinoGraphs:
     def source(self, kind: str) -> Path:
         """The file the ``kind`` graph was read from: what its numbers depend on (a fidelity record's key)."""
         self.model(kind)
-        return self.bundle.graph_file("attentions" if self._derived.get(kind) else kind)
+        file = self.bundle.graph_file("attentions" if self._derived.get(kind) else kind)
+        assert file is not None  # model() has read it
+        return file
 
     def _derived_default(self) -> Any:
         graphs = self.bundle.config["graphs"]
