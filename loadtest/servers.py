@@ -12,6 +12,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from service.precision import cpu_info
+
 
 def start_server(bundle: Path, port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
     started = time.monotonic()
@@ -45,8 +47,6 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 def machine() -> dict:
-    from service.precision import cpu_info
-
     cpu = cpu_info()[0]
     versions = {}
     for dist in ("attnserve", "onnxruntime-gpu", "onnxruntime", "openvino", "fastapi", "uvicorn", "tokenizers",

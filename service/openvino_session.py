@@ -66,35 +66,35 @@ class OpenVinoGraphs:
         self.bundle = bundle
         self._core = openvino_core()
         self._models: dict[str, Any] = {}
-        self._derived: dict[str, bool] = {}
+
+    def _read_as(self, kind: str) -> str:
+        """The graph whose file ``kind`` comes from: "attentions" for the default graph where the two compute
+        attention alike (no query blocks) and the attentions graph has the default's outputs, else ``kind``."""
+        graphs = self.bundle.config["graphs"]
+        if kind != "default" or self.bundle.query_chunks != 1 or "attentions" not in graphs:
+            return kind
+        names = {o["name"] for o in graphs[kind]["outputs"]}
+        return "attentions" if names <= {o["name"] for o in graphs["attentions"]["outputs"]} else kind
 
     def model(self, kind: str) -> Any:
         if kind not in self._models:
-            self._models[kind] = self._derived_default() if kind == "default" else None
-            if self._models[kind] is None:
-                self._models[kind] = self._core.read_model(str(self.bundle.graph_file(kind)))
+            source = self._read_as(kind)
+            if source == kind:
+                self._models[kind] = self._core.read_model(str(self.source(kind)))
+            else:  # the source's model less the outputs this graph does not have
+                import openvino
+
+                full = self.model(source)
+                ports = {o.get_any_name(): o for o in full.outputs}
+                wanted = [ports[o["name"]] for o in self.bundle.config["graphs"][kind]["outputs"]]
+                self._models[kind] = openvino.Model(wanted, full.get_parameters(), kind)
         return self._models[kind]
 
     def source(self, kind: str) -> Path:
-        """The file the ``kind`` graph was read from: what its numbers depend on (a fidelity record's key)."""
-        self.model(kind)
-        file = self.bundle.graph_file("attentions" if self._derived.get(kind) else kind)
-        assert file is not None  # model() has read it
+        """The file the ``kind`` graph is read from: what its numbers depend on (a fidelity record's key)."""
+        file = self.bundle.graph_file(self._read_as(kind))
+        assert file is not None  # the bundle's config names every graph's file
         return file
-
-    def _derived_default(self) -> Any:
-        graphs = self.bundle.config["graphs"]
-        if self.bundle.query_chunks != 1 or "attentions" not in graphs:
-            return None
-        full = self.model("attentions")
-        wanted = [o["name"] for o in graphs["default"]["outputs"]]
-        ports = {o.get_any_name(): o for o in full.outputs}
-        if not set(wanted) <= set(ports):
-            return None
-        import openvino
-
-        self._derived["default"] = True
-        return openvino.Model([ports[name] for name in wanted], full.get_parameters(), "default")
 
     def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:
         return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams)
