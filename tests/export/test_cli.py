@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,29 +26,33 @@ def test_export_tiny_writes_a_bundle(tmp_path: Path) -> None:
     assert not (out / "model_optimized.onnx").exists()
 
 
-def test_export_hf_folder(tmp_path: Path, minilm_folder: Path) -> None:
-    src = tmp_path / "ckpt"
-    src.mkdir()
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        shutil.copy(minilm_folder / name, src / name)
-    result = attnserve("export", "hf", str(src), "--output", str(tmp_path / "out"), "--no-optimize")
-    assert result.returncode == 0, result.stderr
-    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
-    # no sentence-transformers files: BERT's full length, mean pooling, no normalization
-    serving = cfg["serving"]
-    assert (serving["max_length"], serving["pooling"], serving["normalize"]) == (512, "mean", False)
-    # the written graph against transformers itself (the export's own parity check compares with our PyTorch)
+def test_export_hf_folder(tmp_path: Path) -> None:
+    """A plain transformers checkpoint (no sentence-transformers files), made by transformers itself with small
+    random weights: the export serves the model's full length with mean pooling and no normalization, and the
+    written graph equals transformers' own forward pass."""
     import numpy as np
     import onnxruntime as ort
     import torch
-    from transformers import BertModel
 
-    ids = np.array([[101, 7592, 2088, 999, 102]], dtype=np.int64)
+    from tests.families import FAMILIES, make_checkpoint
+
+    src = tmp_path / "ckpt"
+    reference = make_checkpoint("bert", src)
+    result = attnserve("export", "hf", str(src), "--output", str(tmp_path / "out"), "--no-optimize")
+    assert result.returncode == 0, result.stderr
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    serving = cfg["serving"]
+    assert (serving["max_length"], serving["pooling"], serving["normalize"]) == (FAMILIES["bert"].max_length, "mean",
+                                                                                  False)
+    # the written graph against transformers itself (the export's own parity check compares with our PyTorch)
+    ids = np.array([[2, 17, 40, 99, 3], [2, 57, 3, 0, 0]], dtype=np.int64)
+    mask = (np.arange(5) < np.array([[5], [3]])).astype(np.int64)
     session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
-    hidden = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+    hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     with torch.no_grad():
-        want = BertModel.from_pretrained(src).eval()(input_ids=torch.from_numpy(ids)).last_hidden_state.numpy()
-    np.testing.assert_allclose(hidden, want, atol=1e-4)
+        want = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+    for row, n in enumerate((5, 3)):  # padded positions are never served
+        np.testing.assert_allclose(hidden[row, :n], want.numpy()[row, :n], atol=1e-4)
 
 
 def _error_line(result: subprocess.CompletedProcess) -> str:
