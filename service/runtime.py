@@ -196,13 +196,13 @@ class Runtime:
         return self.plan.provider
 
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
-        file = self.bundle.graph_file(kind)
-        assert file is not None
-        if providers[0] == OPENVINO:
+        if providers[0] == OPENVINO:  # OpenVinoGraphs reads the graph files itself
             streams = 1 if options.intra_op_num_threads > self._ov_threads else self._ov_streams  # the lone session
             session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision, streams)
             check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
             return session  # type: ignore[return-value]  # the part of the session API the runtime uses
+        file = self.bundle.graph_file(kind)
+        assert file is not None
         session = ort.InferenceSession(str(file), options, providers=providers)
         check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
         return session
