@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+Precision = Literal["fp32", "bf16", "fp16", "int8"]  # one list for the service's and each model's precision
+
 
 class Settings(BaseSettings):
     """Built inside create_app(settings), never at import, so tests can build apps with other settings."""
@@ -25,12 +27,12 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Execution provider: auto probes CUDA and falls back to CPU with one log line."
     )
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
+    precision: Precision = Field(
         "fp32", description="fp32 (exact); bf16 (OpenVINO, only on a CPU with AMX or AVX512-BF16, refused elsewhere); "
         "fp16 (the bundle's fp16 graph, only on CUDA); a reduced precision starts only when its worst cosine against "
         "fp32, measured at start, reaches min_fidelity_cos; int8 is refused (never reached the bar).",
     )
-    model_precision: Annotated[dict[str, Literal["fp32", "bf16", "fp16", "int8"]], NoDecode] = Field(
+    model_precision: Annotated[dict[str, Precision], NoDecode] = Field(
         default_factory=dict, description="Precision per served model, NAME=PRECISION comma-separated (e.g. "
         "minilm=bf16,reranker=fp32); a model not named here runs at `precision`.",
     )
