@@ -42,14 +42,20 @@ def get_context(request: Request) -> Context:
     return request.app.state.ctx
 
 
+def loaded_context(request: Request) -> Context:
+    """The context once its engines are built (whatever their tasks); 503 while they load."""
+    ctx = get_context(request)
+    if not ctx.engines:
+        raise ApiError(503, "the model is still loading; retry shortly", None, {"Retry-After": "1"})
+    return ctx
+
+
 def get_engine(request: Request, model: str | None = None, tasks: tuple[str, ...] = ("embed",),
                route: str = "") -> tuple[Context, Engine]:
     """The context and the engine of ``model`` (None: the default, the first served); 503 while the engines are
     not built (the routes never see a partial one), 404 for a model not served, 422 when its task is not one of
     ``tasks`` (the route's)."""
-    ctx = get_context(request)
-    if not ctx.engines:
-        raise ApiError(503, "the model is still loading; retry shortly", None, {"Retry-After": "1"})
+    ctx = loaded_context(request)
     engine = ctx.engines.get(model) if model is not None else ctx.engine
     if engine is None:
         served = ", ".join(repr(n) for n in ctx.engines)

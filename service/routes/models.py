@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..context import get_engine
+from ..context import loaded_context
 from ..engine import Engine
 
 router = APIRouter()
@@ -24,7 +24,7 @@ def _family(architecture: dict) -> dict:
 async def models(request: Request) -> dict:
     """Every served model (the first is the default), OpenAI-style, with what a client needs to know about it:
     its task (embed, rerank, classify, sparse) says which routes it answers."""
-    ctx, _ = get_engine(request)
+    ctx = loaded_context(request)  # whatever the default model's task
     return {"object": "list", "data": [_describe(engine) for engine in ctx.engines.values()]}
 
 

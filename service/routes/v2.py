@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from ..context import get_context, get_engine
+from ..context import get_context, loaded_context
 from ..engine import Engine
 from ..errors import ApiError
 from ..kserve import HEADER, ProtocolError, Tensor, read_request, requested_outputs, write_response
@@ -48,7 +48,7 @@ async def ready(request: Request) -> Response:
 
 
 def _model(request: Request, name: str, version: str | None) -> Engine:
-    ctx, _ = get_engine(request)  # 503 while loading
+    ctx = loaded_context(request)  # 503 while loading; the default model may have any task
     engine = ctx.engines.get(name)
     if engine is None or version not in (None, VERSION):
         served = ", ".join(repr(n) for n in ctx.engines)

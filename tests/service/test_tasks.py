@@ -23,7 +23,7 @@ import torch
 
 from tests.families import make_checkpoint
 from tests.models.test_heads import splade
-from tests.service.conftest import Server, running_server
+from tests.service.conftest import Server, client_for, running_server
 
 pytestmark = pytest.mark.slow
 LIMIT = 1e-4
@@ -159,6 +159,34 @@ def test_sparse_vectors_equal_splade_on_transformers_logits(tasks: Tasks) -> Non
     top = tasks.post("/encode", {"model": "splade", "texts": texts[:1], "sparse_top_k": 3})["sparse_embeddings"][0]
     best = sorted(np.argsort(-want[0], kind="stable")[:3])
     assert top["indices"] == best and np.allclose(top["values"], want[0][best], atol=LIMIT)
+
+
+def test_task_bundles_on_openvino_equal_transformers(tasks: Tasks, tiny_bundle: Path) -> None:
+    """The second engine (ATTNSERVE_ENGINE=openvino, fp32) serves the task bundles too: the classifier's logits
+    for texts and pairs, the cross-encoder's scores, SPLADE's sparse vectors, as transformers gives them. The
+    default (first) model is the classifier here: /v1/models and the KServe metadata of an embedding model
+    still answer (they once refused because the default model could not embed)."""
+    texts = [t for t in TEXTS if isinstance(t, str)]
+    bundles = [f"{name}={tasks.root / name}" for name in ("nli", "reranker", "splade")] + [str(tiny_bundle)]
+    with client_for(bundles, engine="openvino") as client:
+        listed = client.get("/v1/models")
+        assert listed.status_code == 200, listed.text
+        assert {m["id"]: m["engine"] for m in listed.json()["data"]} == dict.fromkeys(
+            ("nli", "reranker", "splade", "tiny"), "openvino")
+        assert client.get("/v2/models/tiny").status_code == 200
+        nli = client.post("/classify", json={"model": "nli", "texts": TEXTS, "raw_scores": True}).json()
+        rerank = client.post("/rerank", json={"model": "reranker", "query": QUERY, "texts": DOCUMENTS,
+                                              "raw_scores": True}).json()
+        sparse = client.post("/encode", json={"model": "splade", "texts": texts}).json()["sparse_embeddings"]
+    for i, row in enumerate(tasks.expected("nli", TEXTS)):
+        got = {r["label"]: r["score"] for r in nli["results"][i]}
+        assert np.abs(np.array([got[label] for label in LABELS]) - row).max() <= LIMIT
+    logits = tasks.expected("reranker", [(QUERY, d) for d in DOCUMENTS])[:, 0]
+    assert [r["index"] for r in rerank] == list(np.argsort(-logits, kind="stable"))
+    assert max(abs(r["score"] - logits[r["index"]]) for r in rerank) <= LIMIT
+    for row, vector in zip(tasks.expected("splade", texts), sparse, strict=True):
+        assert vector["indices"] == list(np.flatnonzero(row))
+        assert np.abs(np.array(vector["values"]) - row[np.flatnonzero(row)]).max() <= LIMIT
 
 
 def test_concurrent_mixed_traffic_gets_each_answer_from_its_model(tasks: Tasks) -> None:
