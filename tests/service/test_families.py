@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer
 
 from tests.families import FAMILIES, make_checkpoint
-from tests.service.conftest import Server, running_server
+from tests.service.conftest import Server, client_for, running_server
 
 pytestmark = pytest.mark.slow
 LIMIT = 1e-4
@@ -117,6 +117,22 @@ def test_token_ids_at_and_past_the_maximum(family: Family) -> None:
     assert refused.status_code == 422 and "tokens[0]" in refused.text
 
 
+def test_the_openvino_engine_equals_transformers(family: Family) -> None:
+    """The second engine (ATTNSERVE_ENGINE=openvino, fp32) on the same bundle, through the app: every family's
+    graphs (relative bias, rotary, sliding windows) compiled by OpenVINO give transformers' numbers."""
+    rows = [e.ids for e in family.tokenizer.encode_batch(TEXTS)]
+    with client_for(family.bundle, engine="openvino") as client:
+        assert client.get("/v1/models").json()["data"][0]["engine"] == "openvino"
+        got = client.post("/encode", json={"texts": TEXTS, "truncate": True, "normalize": False,
+                                           "return_token_embeddings": True, "return_attentions": True})
+    assert got.status_code == 200, got.text
+    pooled, tokens, attentions = family.expected(rows)
+    for i in range(len(TEXTS)):
+        _close(got.json()["embeddings"][i], pooled[i], f"{family.name} on OpenVINO: embeddings[{i}]")
+        _close(got.json()["token_embeddings"][i], tokens[i], f"{family.name} on OpenVINO: token_embeddings[{i}]")
+        _close(got.json()["attentions"][i], attentions[i], f"{family.name} on OpenVINO: attentions[{i}]")
+
+
 def test_every_graph_is_exported_with_recorded_parity(family: Family) -> None:
     graphs = family.config["graphs"]
     # the fp16 graph is kept where it stays within its own limit (5e-2), else left out with the reason
@@ -169,3 +185,15 @@ def test_long_context_in_query_blocks_equals_transformers(long_context: Family) 
     for i in range(3):
         _close(got["embeddings"][i], pooled[i], f"long embeddings[{i}]")
         _close(got["token_embeddings"][i], tokens[i], f"long token_embeddings[{i}]")
+
+
+def test_long_context_in_query_blocks_on_openvino(long_context: Family) -> None:
+    """OpenVINO reads the query-block graphs as they are (its default graph is then not the attentions one)."""
+    rows = [np.random.default_rng(2).integers(5, 300, 2100).tolist(), [7, 8, 9]]
+    with client_for(long_context.bundle, engine="openvino") as client:
+        got = client.post("/encode", json={"tokens": rows, "normalize": False, "return_token_embeddings": True})
+    assert got.status_code == 200, got.text
+    pooled, tokens, _ = long_context.expected(rows)
+    for i in range(2):
+        _close(got.json()["embeddings"][i], pooled[i], f"long on OpenVINO: embeddings[{i}]")
+        _close(got.json()["token_embeddings"][i], tokens[i], f"long on OpenVINO: token_embeddings[{i}]")
