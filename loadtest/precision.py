@@ -15,7 +15,6 @@ import argparse
 import json
 import re
 import sys
-import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from loadtest.ceiling import whole_passes_per_s
 from loadtest.checks import load_corpus
 from loadtest.load import step
 from loadtest.report import chosen, write_axis
@@ -62,15 +62,8 @@ def ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: float, b
     batches = [sequences[i: i + batch] for i in range(0, len(sequences), batch)]
     for batch in batches:  # every shape once: OpenVINO prepares kernels per input shape
         runtime.run(batch, False)
-    # whole passes over the corpus, so that the figure is its mix of lengths (a pass cut short by the budget
-    # would count the short sentences that come first); the order is shuffled once, the same for every variant
-    order = np.random.default_rng(0).permutation(len(batches))
-    done, started = 0, time.perf_counter()
-    while done == 0 or time.perf_counter() - started < budget_s:
-        for i in order:
-            runtime.run(batches[i], False)
-            done += len(batches[i])
-    return done / (time.perf_counter() - started)
+    # the order is shuffled once, the same for every variant
+    return whole_passes_per_s(lambda b: runtime.run(b, False), batches, budget_s)
 
 
 def sweep(bundle: Path, names: list[str], batches: tuple[int, ...] = (1, 8, 32, 64),
