@@ -19,6 +19,9 @@ def test_a_short_budget_still_times_every_batch() -> None:
         time.sleep(seconds[batch[0]])
 
     rate = whole_passes_per_s(run, batches, budget_s=0.002)
-    assert runs["long"] >= 1 and runs["short"] == 9 * runs["long"]  # whole passes only
+    assert runs == {"short": 9, "long": 1}  # one whole pass: a second would not fit in the budget
     whole_pass = 9 * seconds["short"] + seconds["long"]
     assert 10 / whole_pass * 0.5 < rate < 10 / whole_pass * 1.05  # the mix's rate, not the short items' ~1,000/s
+    runs.clear()
+    whole_passes_per_s(run, batches, budget_s=0.2)
+    assert runs["long"] >= 2 and runs["short"] == 9 * runs["long"]  # more passes while they fit, whole ones
