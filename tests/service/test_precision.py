@@ -6,11 +6,15 @@ machine without it tests the refusal instead."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -23,7 +27,7 @@ from service.precision import check_fidelity, choose_engine, fidelity, measure_a
 from service.runtime import Runtime, choose_providers, fidelity_sequences
 from service.settings import Settings
 
-from .conftest import client_for
+from .conftest import client_for, running_server
 
 NATIVE_BF16, WHY = native_bf16()
 (CUDA_FIRST, *_), CUDA_WHY = choose_providers("auto")
@@ -68,6 +72,41 @@ def test_bf16_without_native_support_is_refused_at_start(tiny_bundle: Path) -> N
     with pytest.raises(BundleError, match="bf16 needs a CPU that computes bf16 natively .*Serve fp32"), \
             _start(tiny_bundle, precision="bf16"):
         pass
+
+
+@pytest.mark.skipif(NATIVE_BF16, reason="this CPU computes bf16: test_bf16_through_the_real_server runs instead")
+def test_the_real_server_refuses_bf16_in_one_line(tiny_bundle: Path) -> None:
+    """`attnserve serve` itself: exit status 1 and one error line naming the rule, no traceback."""
+    env = {**os.environ, "ATTNSERVE_PRECISION": "bf16"}
+    result = subprocess.run([sys.executable, "-m", "attnserve", "serve", "--model", str(tiny_bundle), "--port", "0"],
+                            capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("attnserve serve: error: ATTNSERVE_PRECISION=bf16 needs a CPU "
+                                                     "that computes bf16 natively"), result.stderr
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason=f"no native bf16 here ({WHY}): the refusal tests run instead")
+def test_bf16_through_the_real_server(minilm_bundle: Path, tmp_path: Path) -> None:  # pragma: no cover - AMX
+    """Two real `attnserve serve` processes on 127.0.0.1, fp32 and bf16, on the same bundle: bf16's vectors
+    within the bar of fp32's on sentences the start-up check never saw, its attentions within the bound, and
+    /v1/models and the metrics name the engine and precision."""
+    texts = ["Attention is all you need.", "Die Katze schläft auf dem Sofa.", "a longer sentence " * 30, "?"]
+    with running_server(minilm_bundle, tmp_path / "fp32.log") as fp32, \
+            running_server(minilm_bundle, tmp_path / "bf16.log", precision="bf16") as bf16:
+        model = httpx.get(f"{bf16.url}/v1/models", timeout=10).json()["data"][0]
+        assert (model["engine"], model["precision"]) == ("openvino", "bf16")
+        assert 'precision="bf16"' in httpx.get(f"{bf16.url}/metrics", timeout=10).text
+        body = {"texts": texts, "truncate": True}
+        want = np.array(httpx.post(f"{fp32.url}/encode", json=body, timeout=60).json()["embeddings"])
+        got = np.array(httpx.post(f"{bf16.url}/encode", json=body, timeout=60).json()["embeddings"])
+        assert (want * got).sum(axis=1).min() >= 0.9999  # normalized vectors
+        asked = {"texts": texts[:2], "return_attentions": True}
+        want_att = httpx.post(f"{fp32.url}/encode", json=asked, timeout=60).json()["attentions"]
+        got_att = httpx.post(f"{bf16.url}/encode", json=asked, timeout=60).json()["attentions"]
+        for w, g in zip(want_att, got_att, strict=True):
+            assert np.abs(np.asarray(w) - np.asarray(g)).max() <= ATTENTION_BOUND
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason=f"no native bf16 here ({WHY}): the refusal test runs instead")
