@@ -97,16 +97,24 @@ class OpenVinoGraphs:
         return file
 
     def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:
-        return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams)
+        # The attentions graph's buffers grow with length^2 x layers x heads: what a long attention batch took
+        # goes back after it (as ONNX Runtime's attention session runs without its arena)
+        return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams,
+                               keep_memory=kind != "attentions")
 
 
 class OpenVinoSession:
     """One compiled graph; each inference thread gets its own infer request (a request is not thread-safe)."""
 
-    def __init__(self, core: Any, model: Any, name: str, threads: int, precision: str, streams: int = 1) -> None:
+    def __init__(self, core: Any, model: Any, name: str, threads: int, precision: str, streams: int = 1,
+                 keep_memory: bool = True) -> None:
         """``streams`` requests run at once, each on ``threads`` threads: OpenVINO queues the requests of a
         compiled model onto its streams, so concurrent inference workers need one stream each (with one stream,
-        two workers of one thread ran one at a time: 48% of the in-process ceiling at 64 clients)."""
+        two workers of one thread ran one at a time: 48% of the in-process ceiling at 64 clients).
+        ``keep_memory``: the compiled model keeps its intermediate buffers, sized by the largest input it has
+        run (MiniLM's attentions graph: +140 MB after one 256-token sequence); False: each call gets a new infer
+        request, and the last call in flight releases the buffers (``release_memory``, which must not overlap a
+        call: the lock keeps calls from starting during it)."""
         self.compiled = core.compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
             "NUM_STREAMS": streams})
@@ -116,11 +124,26 @@ class OpenVinoSession:
                               f"{_HINTS[precision]} asked for (ATTNSERVE_PRECISION)")
         self._outputs = list(self.compiled.outputs)
         self._local = threading.local()
+        self._keep_memory = keep_memory
+        self._lock, self._running = threading.Lock(), 0
 
     def run(self, names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+        if self._keep_memory:
+            request = getattr(self._local, "request", None)
+            if request is None:
+                request = self._local.request = self.compiled.create_infer_request()
+            return self._infer(request, feeds)
+        with self._lock:
+            self._running += 1
+        try:
+            return self._infer(self.compiled.create_infer_request(), feeds)
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    self.compiled.release_memory()
+
+    def _infer(self, request: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         result = request.infer(feeds)
         # the arrays are views of the request's tensors, which its next call overwrites
         return [np.array(result[port], copy=True) for port in self._outputs]
