@@ -90,6 +90,20 @@ class OpenVinoGraphs:
                 self._models[kind] = openvino.Model(wanted, full.get_parameters(), kind)
         return self._models[kind]
 
+    def token_rows(self, kind: str) -> int | None:
+        """Rows of the token embedding table that ``input_ids`` index in this graph (None where no Gather takes
+        them directly). OpenVINO's Gather gives zeros for an index past its table instead of failing, so a call
+        cannot tell a table smaller than config.json's vocab_size; its shape can."""
+        for parameter in self.model(kind).get_parameters():
+            if "input_ids" not in parameter.output(0).get_names():
+                continue
+            for target in parameter.output(0).get_target_inputs():
+                node, shape = target.get_node(), target.get_node().input(0).get_partial_shape()
+                if (node.get_type_name() == "Gather" and target.get_index() == 1 and shape.rank.is_static
+                        and shape[0].is_static):
+                    return shape[0].get_length()
+        return None
+
     def source(self, kind: str) -> Path:
         """The file the ``kind`` graph is read from: what its numbers depend on (a fidelity record's key)."""
         file = self.bundle.graph_file(self._read_as(kind))

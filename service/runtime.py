@@ -303,6 +303,10 @@ class Runtime:
         """The last id config.json allows must have a row in the graph's token embedding; else every request with
         a high id would fail inside ONNX Runtime instead of getting a 422."""
         last = self.bundle.vocab_size - 1
+        rows = self.openvino.token_rows(self.plan.default_graph) if self.openvino is not None else None
+        if rows is not None and rows <= last:  # OpenVINO would embed the missing rows as zeros, not fail
+            raise BundleError(f"config.json says vocab_size {self.bundle.vocab_size}, but the graph's embedding table "
+                              f"has {rows} rows. Export the bundle again instead of editing config.json")
         try:
             self.run([np.array([0, last], dtype=np.int64)], False)
         except Exception as exc:
