@@ -71,7 +71,7 @@ def ceiling(bundle: Path, texts: list[str], budget_s: float) -> float:
     """Pairs per second of the service's runtime in process: batches of 32 pairs sorted by length, one call on
     all cores at a time (no HTTP, no queue), whole passes over the 1,024 pairs in a shuffled order (until
     2026-11-26 the sorted batches ran in order until the budget, which counted the shorter pairs only and
-    overstated the ceiling by about a fifth)."""
+    overstated the ceiling by about a quarter)."""
     from bundle import load_bundle
     from service.runtime import Runtime
     from service.settings import Settings
