@@ -98,9 +98,11 @@ class OpenVinoGraphs:
             if "input_ids" not in parameter.output(0).get_names():
                 continue
             for target in parameter.output(0).get_target_inputs():
-                node, shape = target.get_node(), target.get_node().input(0).get_partial_shape()
-                if (node.get_type_name() == "Gather" and target.get_index() == 1 and shape.rank.is_static
-                        and shape[0].is_static):
+                node = target.get_node()
+                if node.get_type_name() != "Gather" or target.get_index() != 1:
+                    continue
+                shape = node.input(0).get_partial_shape()  # the table: (rows, d_model)
+                if shape.rank.is_static and shape[0].is_static:
                     return shape[0].get_length()
         return None
 

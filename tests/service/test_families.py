@@ -80,15 +80,22 @@ def _close(got: Any, want: np.ndarray, what: str) -> None:
     assert worst <= LIMIT, f"{what}: differs from transformers by {worst:.2e}"
 
 
+def _as_transformers(family: Family, got: dict[str, Any], rows: list[list[int]], what: str,
+                     attentions: bool) -> None:
+    """Each input's pooled vector, token vectors and (``attentions``) attentions against transformers."""
+    pooled, tokens, weights = family.expected(rows)
+    for i in range(len(rows)):
+        _close(got["embeddings"][i], pooled[i], f"{what} embeddings[{i}]")
+        _close(got["token_embeddings"][i], tokens[i], f"{what} token_embeddings[{i}]")
+        if attentions:
+            _close(got["attentions"][i], weights[i], f"{what} attentions[{i}]")
+
+
 def test_texts_of_mixed_lengths_equal_transformers(family: Family) -> None:
     rows = [e.ids for e in family.tokenizer.encode_batch(TEXTS)]
     assert len(rows[-1]) == family.max_length, "the long text is cut at the maximum"
     got = family.encode(texts=TEXTS, truncate=True, return_token_embeddings=True, return_attentions=True)
-    pooled, tokens, attentions = family.expected(rows)
-    for i in range(len(TEXTS)):
-        _close(got["embeddings"][i], pooled[i], f"{family.name} embeddings[{i}]")
-        _close(got["token_embeddings"][i], tokens[i], f"{family.name} token_embeddings[{i}]")
-        _close(got["attentions"][i], attentions[i], f"{family.name} attentions[{i}]")
+    _as_transformers(family, got, rows, family.name, attentions=True)
     assert got["tokens"][2] == family.tokenizer.encode("x").tokens
 
 
@@ -126,11 +133,7 @@ def test_the_openvino_engine_equals_transformers(family: Family) -> None:
         got = client.post("/encode", json={"texts": TEXTS, "truncate": True, "normalize": False,
                                            "return_token_embeddings": True, "return_attentions": True})
     assert got.status_code == 200, got.text
-    pooled, tokens, attentions = family.expected(rows)
-    for i in range(len(TEXTS)):
-        _close(got.json()["embeddings"][i], pooled[i], f"{family.name} on OpenVINO: embeddings[{i}]")
-        _close(got.json()["token_embeddings"][i], tokens[i], f"{family.name} on OpenVINO: token_embeddings[{i}]")
-        _close(got.json()["attentions"][i], attentions[i], f"{family.name} on OpenVINO: attentions[{i}]")
+    _as_transformers(family, got.json(), rows, f"{family.name} on OpenVINO:", attentions=True)
 
 
 def test_every_graph_is_exported_with_recorded_parity(family: Family) -> None:
@@ -181,10 +184,7 @@ def test_long_context_in_query_blocks_equals_transformers(long_context: Family) 
     rng = np.random.default_rng(1)
     rows = [rng.integers(5, 300, 2100).tolist(), rng.integers(5, 300, 700).tolist(), [7, 8, 9]]
     got = long_context.encode(tokens=rows, return_token_embeddings=True)
-    pooled, tokens, _ = long_context.expected(rows)
-    for i in range(3):
-        _close(got["embeddings"][i], pooled[i], f"long embeddings[{i}]")
-        _close(got["token_embeddings"][i], tokens[i], f"long token_embeddings[{i}]")
+    _as_transformers(long_context, got, rows, "long", attentions=False)
 
 
 def test_long_context_in_query_blocks_on_openvino(long_context: Family) -> None:
@@ -193,7 +193,4 @@ def test_long_context_in_query_blocks_on_openvino(long_context: Family) -> None:
     with client_for(long_context.bundle, engine="openvino") as client:
         got = client.post("/encode", json={"tokens": rows, "normalize": False, "return_token_embeddings": True})
     assert got.status_code == 200, got.text
-    pooled, tokens, _ = long_context.expected(rows)
-    for i in range(2):
-        _close(got.json()["embeddings"][i], pooled[i], f"long on OpenVINO: embeddings[{i}]")
-        _close(got.json()["token_embeddings"][i], tokens[i], f"long on OpenVINO: token_embeddings[{i}]")
+    _as_transformers(long_context, got.json(), rows, "long on OpenVINO:", attentions=False)

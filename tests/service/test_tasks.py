@@ -99,14 +99,28 @@ def test_models_lists_every_model_with_its_task(tasks: Tasks) -> None:
     assert 'attnserve_model_info{engine="onnxruntime",model="reranker",precision="fp32",task="rerank"} 1.0' in metrics
 
 
+def _raw_scores_equal(want: np.ndarray, results: list[list[dict[str, Any]]]) -> None:
+    """Each row's raw scores by label (LABELS' order) equal transformers' logits ``want`` (B, labels)."""
+    for row, scored in zip(want, results, strict=True):
+        by_label = {r["label"]: r["score"] for r in scored}
+        assert np.abs(np.array([by_label[label] for label in LABELS]) - row).max() <= LIMIT
+
+
+def _sparse_equal(want: np.ndarray, vectors: list[dict[str, Any]]) -> None:
+    """The same nonzero entries (ids ascending) as transformers' SPLADE rows ``want`` (B, vocab), values within
+    LIMIT."""
+    for row, vector in zip(want, vectors, strict=True):
+        assert vector["indices"] == list(np.flatnonzero(row))
+        assert np.abs(np.array(vector["values"]) - row[np.flatnonzero(row)]).max() <= LIMIT
+
+
 def test_classify_equals_transformers_for_texts_and_pairs(tasks: Tasks) -> None:
     want = tasks.expected("nli", TEXTS)
     raw = tasks.post("/classify", {"model": "nli", "texts": TEXTS, "raw_scores": True})
     scored = tasks.post("/classify", {"model": "nli", "texts": TEXTS})
     top = tasks.post("/classify", {"model": "nli", "texts": TEXTS, "top_k": 1})
+    _raw_scores_equal(want, raw["results"])
     for i, row in enumerate(want):
-        got = {r["label"]: r["score"] for r in raw["results"][i]}
-        assert np.abs(np.array([got[label] for label in LABELS]) - row).max() <= LIMIT
         probabilities = np.exp(row - row.max()) / np.exp(row - row.max()).sum()  # softmax in NumPy
         results = scored["results"][i]
         assert [r["label"] for r in results] == [LABELS[j] for j in np.argsort(-probabilities)]  # best first
@@ -141,9 +155,7 @@ def test_long_pairs_are_truncated_as_transformers_truncates_them(tasks: Tasks) -
     pairs = [(QUERY, long_document), (long_document, "paris")]
     want = tasks.expected("nli", pairs)
     got = tasks.post("/classify", {"model": "nli", "texts": pairs, "raw_scores": True, "truncate": True})
-    for i, row in enumerate(want):
-        scores = {r["label"]: r["score"] for r in got["results"][i]}
-        assert np.abs(np.array([scores[label] for label in LABELS]) - row).max() <= LIMIT
+    _raw_scores_equal(want, got["results"])
     refused = tasks.post("/rerank", {"model": "reranker", "query": QUERY, "documents": ["x", long_document],
                                      "truncate": False}, status=422)
     assert refused["error"]["param"] == "documents[1]" and "maximum is 64" in refused["error"]["message"]
@@ -153,9 +165,7 @@ def test_sparse_vectors_equal_splade_on_transformers_logits(tasks: Tasks) -> Non
     texts = [t for t in TEXTS if isinstance(t, str)] + ["zurich " * 80]  # the last is cut at the maximum
     want = tasks.expected("splade", texts)
     got = tasks.post("/encode", {"model": "splade", "texts": texts, "truncate": True})["sparse_embeddings"]
-    for row, vector in zip(want, got, strict=True):
-        assert vector["indices"] == list(np.flatnonzero(row))  # the same nonzero entries, ids ascending
-        assert np.abs(np.array(vector["values"]) - row[np.flatnonzero(row)]).max() <= LIMIT
+    _sparse_equal(want, got)
     top = tasks.post("/encode", {"model": "splade", "texts": texts[:1], "sparse_top_k": 3})["sparse_embeddings"][0]
     best = sorted(np.argsort(-want[0], kind="stable")[:3])
     assert top["indices"] == best and np.allclose(top["values"], want[0][best], atol=LIMIT)
@@ -178,15 +188,11 @@ def test_task_bundles_on_openvino_equal_transformers(tasks: Tasks, tiny_bundle: 
         rerank = client.post("/rerank", json={"model": "reranker", "query": QUERY, "texts": DOCUMENTS,
                                               "raw_scores": True}).json()
         sparse = client.post("/encode", json={"model": "splade", "texts": texts}).json()["sparse_embeddings"]
-    for i, row in enumerate(tasks.expected("nli", TEXTS)):
-        got = {r["label"]: r["score"] for r in nli["results"][i]}
-        assert np.abs(np.array([got[label] for label in LABELS]) - row).max() <= LIMIT
+    _raw_scores_equal(tasks.expected("nli", TEXTS), nli["results"])
     logits = tasks.expected("reranker", [(QUERY, d) for d in DOCUMENTS])[:, 0]
     assert [r["index"] for r in rerank] == list(np.argsort(-logits, kind="stable"))
     assert max(abs(r["score"] - logits[r["index"]]) for r in rerank) <= LIMIT
-    for row, vector in zip(tasks.expected("splade", texts), sparse, strict=True):
-        assert vector["indices"] == list(np.flatnonzero(row))
-        assert np.abs(np.array(vector["values"]) - row[np.flatnonzero(row)]).max() <= LIMIT
+    _sparse_equal(tasks.expected("splade", texts), sparse)
 
 
 def test_concurrent_mixed_traffic_gets_each_answer_from_its_model(tasks: Tasks) -> None:
