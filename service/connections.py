@@ -5,6 +5,11 @@ trickled byte by byte (slowloris) held a connection for minutes, and a 32 MB hea
 connection gets ``header_timeout_s`` to send a request's headers (from its opening, or from the end of the
 previous response when it is kept alive), at most ``max_header_bytes`` of them (431), and the server holds at
 most ``max_connections``. The body's own deadline is kept by the BodyReader middleware (408).
+
+At shutdown uvicorn closes at once every connection with no request parsed, losing a request already on its way
+(one sent on a connection accepted a moment before, or the next one on a kept-alive connection); here such a
+connection gets ``shutdown_grace_s`` to send its request's headers, and that request is answered with
+``connection: close``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     max_header_bytes = 16384
     header_timeout_s = 10.0
     max_connections = 512
+    shutdown_grace_s = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -39,6 +45,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0  # request line and headers as parsed
         self._raw_header_bytes = 0  # bytes received since the request began, while its headers are incomplete
         self._header_timer: asyncio.TimerHandle | None = None
+        self._shutting_down = False
+        self._grace_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -49,6 +57,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
         if self.cycle is not None and not self.cycle.response_complete:
             gone = self.cycle.scope.get("extensions", {}).get(DISCONNECTED)
             if gone is not None and not gone.done():
@@ -88,6 +98,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._refuse_headers()
             return
         super().on_headers_complete()
+        if self._shutting_down and self.cycle is not None:
+            self.cycle.keep_alive = False  # the last request this connection gets answered
         # the submit stage waits on this instead of a task reading receive() for http.disconnect
         self.scope.setdefault("extensions", {})[DISCONNECTED] = self.loop.create_future()
 
@@ -98,6 +110,21 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if not self._refused:
             super().on_message_complete()
+
+    def shutdown(self) -> None:
+        """Called once as the server stops: a request under way finishes (uvicorn's own rule); between requests
+        the connection has ``shutdown_grace_s`` to send the next one's headers, instead of being closed at once."""
+        self._shutting_down = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+        elif not self.transport.is_closing():
+            self._grace_timer = self.loop.call_later(self.shutdown_grace_s, self._close_unless_answering)
+
+    def _close_unless_answering(self) -> None:
+        self._grace_timer = None
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if between_requests and not self.transport.is_closing():
+            self.transport.close()
 
     def _refuse_headers(self) -> None:
         """431 and close: the rest of what the client sends is never parsed."""
