@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from .task import TaskConfig
 
 @dataclass(frozen=True)
 class Bundle:
+    """A bundle as read: ``config`` is not changed after reading, so what is parsed from it per request (the
+    task, the prompts) is parsed once."""
+
     path: Path
     config: dict[str, Any]
 
@@ -26,7 +30,7 @@ class Bundle:
         """The encoder's config, typed: the same dataclass the model package builds the encoder from."""
         return EncoderConfig.from_dict(self.config["architecture"])
 
-    @property
+    @cached_property
     def task(self) -> TaskConfig:
         """What the graphs compute: vectors (embed; bundles without a ``task`` entry), labels' logits
         (classify; one label: a reranker's score) or sparse vectors."""
@@ -80,7 +84,7 @@ class Bundle:
         """The blocks of queries the embedding graphs compute attention in (long-context bundles; else 1)."""
         return int(self.config["graphs"].get("default", {}).get("query_chunks", 1))
 
-    @property
+    @cached_property
     def prompts(self) -> dict[str, str]:
         """Named texts put before an input (sentence-transformers' prompts, e.g. "query" -> "query: ")."""
         return {str(k): str(v) for k, v in (self.serving.get("prompts") or {}).items()}

@@ -5,6 +5,7 @@ servers up, interleaved rounds of the benchmark's closed-loop step (64 clients x
     PYTHONPATH=. python docs/measurements/2026-11-26-loop/ab_loop.py /tmp/base . build/tiny > ab_loop.log
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from service.precision import cpu_info
 
 old, new, bundle = (Path(a).resolve() for a in sys.argv[1:4])
 texts = (new / "loadtest/corpus.txt").read_text().splitlines()
+dims = json.loads((bundle / "config.json").read_text())["serving"]["dimensions"]  # what each answer is checked for
 print("cpu:", cpu_info()[0], "| cores:", len(os.sched_getaffinity(0)), flush=True)
 servers = {}
 for name, root, port in (("old", old, 8111), ("new", new, 8112)):
@@ -35,7 +37,7 @@ for rnd in range(3):
     for name in ("old", "new") if rnd % 2 == 0 else ("new", "old"):
         proc, port = servers[name]
         for c, per in ((64, 1), (16, 8)):
-            s = step(f"http://127.0.0.1:{port}", name, texts, c, 6, 64, proc.pid, per)
+            s = step(f"http://127.0.0.1:{port}", name, texts, c, 6, dims, proc.pid, per)
             loop_ms = round(s.breakdown_ms["cpu: event loop"], 3)
             print("RESULT", rnd, name, f"{c}x{per}", round(s.requests_per_s), loop_ms, round(s.p99_ms), flush=True)
 for proc, _ in servers.values():
