@@ -16,7 +16,7 @@ from .metrics import Metrics
 from .middleware import RequestMetrics, SecurityHeaders
 from .routes import encode, health, models, openai, tasks, tokens, v2
 from .routes.explorer import explorer_router
-from .routes.plain import plain_json_routes
+from .routes.plain import plain_routes
 from .settings import Settings
 
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.explorer:
         app.include_router(explorer_router())
     # ahead of FastAPI's own routes, which stay for the OpenAPI schema and the docs
-    app.router.routes[:0] = plain_json_routes(route for router in routers for route in router.routes)
+    app.router.routes[:0] = plain_routes(route for router in routers for route in router.routes)
     # the last added runs first: metrics see every answer, keys are checked before a body is read
     app.add_middleware(BodyReader, max_bytes=settings.max_body_bytes, max_values=settings.max_json_values,
                        timeout_s=settings.body_timeout_s)
