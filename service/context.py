@@ -16,6 +16,7 @@ from .metrics import Metrics
 from .settings import Settings
 
 T = TypeVar("T")
+MODEL_KEY = "attnserve.model"  # in the request's state: the served model that answers it (the metrics' label)
 
 
 @dataclass
@@ -50,6 +51,12 @@ def loaded_context(request: Request) -> Context:
     return ctx
 
 
+def served_model(request: Request, engine: Engine) -> Engine:
+    """Records which served model answers the request, for the request metrics' ``model`` label."""
+    request.scope.setdefault("state", {})[MODEL_KEY] = engine.name
+    return engine
+
+
 def get_engine(request: Request, model: str | None = None, tasks: tuple[str, ...] = ("embed",),
                route: str = "") -> tuple[Context, Engine]:
     """The context and the engine of ``model`` (None: the default, the first served); 503 while the engines are
@@ -60,6 +67,7 @@ def get_engine(request: Request, model: str | None = None, tasks: tuple[str, ...
     if engine is None:
         served = ", ".join(repr(n) for n in ctx.engines)
         raise ApiError(404, f"model: unknown model {str(model)[:100]!r}; this server serves {served}", "model")
+    served_model(request, engine)
     task = engine.bundle.task
     if task.kind not in tasks and task.name not in tasks:
         route = route or request.url.path

@@ -14,10 +14,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("attnserve_requests", "HTTP requests by route and status", ["route", "status"],
-                                registry=r)
+        # model: the served model that answered ("" for routes of no model, and for a model name not served, so a
+        # client's text never becomes a label)
+        self.requests = Counter("attnserve_requests", "HTTP requests by route, status and model",
+                                ["route", "status", "model"], registry=r)
         self.request_seconds = Histogram("attnserve_request_duration_seconds", "Request duration",
-                                         ["route"], buckets=_LATENCY, registry=r)
+                                         ["route", "model"], buckets=_LATENCY, registry=r)
         self.tokenize_seconds = Histogram("attnserve_tokenize_duration_seconds", "Tokenization per request",
                                           buckets=_LATENCY, registry=r)
         # per model (several models may be served): the batch-level series carry a `model` label

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .context import MODEL_KEY
 from .metrics import Metrics
 
 ROUTES = frozenset({"/encode", "/v1/embeddings", "/v1/models", "/tokenize", "/decode", "/classify", "/rerank",
@@ -37,7 +38,8 @@ class SecurityHeaders:
 
 
 class RequestMetrics:
-    """Counts requests by route and status and times them; unknown paths share one label."""
+    """Counts requests by route, status and model and times them; unknown paths share one label. The model is
+    the one the route resolved (`context.served_model`), read from the request's state once it is answered."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -59,5 +61,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.metrics.requests.labels(route, str(status["code"])).inc()
-            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            model = scope.get("state", {}).get(MODEL_KEY, "")
+            self.metrics.requests.labels(route, str(status["code"]), model).inc()
+            self.metrics.request_seconds.labels(route, model).observe(time.perf_counter() - started)

@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from ..context import get_context, loaded_context
+from ..context import get_context, loaded_context, served_model
 from ..engine import Engine
 from ..errors import ApiError
 from ..kserve import HEADER, ProtocolError, Tensor, read_request, requested_outputs, write_response
@@ -54,6 +54,7 @@ def _model(request: Request, name: str, version: str | None) -> Engine:
         served = ", ".join(repr(n) for n in ctx.engines)
         raise ApiError(404, f"unknown model {name[:100]!r} version {(version or VERSION)[:20]!r}; this server serves "
                             f"{served} version {VERSION!r}")
+    served_model(request, engine)
     if engine.bundle.task.kind != "embed":
         raise ApiError(400, f"model {engine.name!r} is a {engine.bundle.task.name} model; the /v2 routes serve "
                             "embedding models")

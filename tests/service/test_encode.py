@@ -193,7 +193,7 @@ def test_metrics_are_exposed(minilm_client: TestClient) -> None:
     before = minilm_client.get("/metrics").text
     minilm_client.post("/encode", json={"texts": ["metrics", "two"]})
     text = minilm_client.get("/metrics").text
-    ok = 'attnserve_requests_total{route="/encode",status="200"}'
+    ok = 'attnserve_requests_total{model="all-MiniLM-L6-v2",route="/encode",status="200"}'
     assert count(text, ok) - count(before, ok) == 1
     done = 'attnserve_sequences_total{model="all-MiniLM-L6-v2"}'
     assert count(text, done) - count(before, done) == 2
@@ -202,4 +202,4 @@ def test_metrics_are_exposed(minilm_client: TestClient) -> None:
                  "attnserve_queue_depth", "attnserve_batch_size_bucket", "attnserve_batch_tokens_bucket",
                  "attnserve_padding_ratio_bucket"):
         assert name in text
-    assert 'attnserve_requests_total{route="/encode",status="200"}' in text
+    assert 'attnserve_requests_total{model="all-MiniLM-L6-v2",route="/encode",status="200"}' in text

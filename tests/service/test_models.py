@@ -48,6 +48,19 @@ def test_requests_route_by_model_and_the_first_is_the_default(tiny_bundle: Path,
         metrics = client.get("/metrics").text
         assert 'attnserve_sequences_total{model="seven"} 2.0' in metrics  # /encode and /v1/embeddings
         assert 'attnserve_sequences_total{model="tiny"} 2.0' in metrics
+        # each request counted under the model that answered it; a name not served never becomes a label
+        requests = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                    if line.startswith("attnserve_requests_total{")}
+        assert requests == {
+            'attnserve_requests_total{model="",route="/v1/models",status="200"}': 1.0,
+            'attnserve_requests_total{model="tiny",route="/encode",status="200"}': 2.0,
+            'attnserve_requests_total{model="seven",route="/encode",status="200"}': 1.0,
+            'attnserve_requests_total{model="seven",route="/v1/embeddings",status="200"}': 1.0,
+            'attnserve_requests_total{model="",route="/encode",status="404"}': 1.0,
+            'attnserve_requests_total{model="seven",route="/tokenize",status="200"}': 1.0,
+            'attnserve_requests_total{model="seven",route="/v2",status="200"}': 1.0,
+        }
+        assert 'attnserve_request_duration_seconds_count{model="seven",route="/v1/embeddings"} 1.0' in metrics
         engines = app.state.ctx.engines
         assert engines["tiny"].batcher is not engines["seven"].batcher
 

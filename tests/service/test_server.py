@@ -106,4 +106,4 @@ def test_a_client_that_goes_away_has_its_sequences_dropped(minilm_bundle: Path, 
         metrics = httpx.get(f"{server.url}/metrics").text
         assert metric(metrics, "attnserve_sequences_total") < len(LONG) + 1
         assert metric(metrics, "attnserve_queue_depth") == 0
-        assert 'attnserve_requests_total{route="/encode",status="499"} 1.0' in metrics
+        assert 'attnserve_requests_total{model="all-MiniLM-L6-v2",route="/encode",status="499"} 1.0' in metrics
