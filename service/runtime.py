@@ -43,6 +43,8 @@ class Pair:
 
     ids: np.ndarray  # (n,) int64
     type_ids: np.ndarray  # (n,) int64
+    tokens: list[str] | None = None  # token strings and each one's segment (0, 1, None: special), when asked
+    segments: list[int | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -65,22 +65,19 @@ class TextTokenizer:
                 raise TooLong(i, len(enc.ids), self.max_length)
         return [Encoded(np.asarray(e.ids, dtype=np.int64), list(e.tokens)) for e in encodings]
 
-    def encode_pairs(self, pairs: list[str | tuple[str, str]], truncate: bool) -> list[Pair]:
+    def encode_pairs(self, pairs: list[str | tuple[str, str]], truncate: bool, details: bool = False) -> list[Pair]:
         """The tokenizer's own pair encoding (its template: [CLS] a [SEP] b [SEP], types 0 then 1), as
         transformers' tokenizer(a, b) gives it; truncation cuts the longer text first (longest_first). A lone
-        text is encoded as one (types 0)."""
+        text is encoded as one (types 0). ``details``: with the token strings and each token's segment (where
+        a pair's second text starts, whatever the family's token types: RoBERTa's are all 0)."""
         tokenizer = self._truncating if truncate else self._exact
         encodings = tokenizer.encode_batch(pairs)
         for i, enc in enumerate(encodings):
             if len(enc.ids) > self.max_length:
                 raise TooLong(i, len(enc.ids), self.max_length)
-        return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
-
-    def pair_tokens(self, pairs: list[str | tuple[str, str]], truncate: bool) -> list[tuple[list[str], list]]:
-        """Token strings and each token's segment (0, 1, or None for special tokens) of encode_pairs' encodings:
-        where a pair's second text starts, whatever the family's token types (RoBERTa's are all 0)."""
-        tokenizer = self._truncating if truncate else self._exact
-        return [(list(e.tokens), list(e.sequence_ids)) for e in tokenizer.encode_batch(pairs)]
+        return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64),
+                     list(e.tokens) if details else None, list(e.sequence_ids) if details else None)
+                for e in encodings]
 
 
 def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
@@ -136,9 +133,10 @@ async def sequences_from(
 
 
 async def pairs_from(ctx: Context, engine: Engine, kind: str, pairs: list[str | tuple[str, str]],
-                     truncate: bool) -> list[Pair]:
+                     truncate: bool, details: bool = False) -> list[Pair]:
     """Validated pair encodings for a cross-encoder or a pair classifier; ``kind`` names the request's field.
-    Every text is checked as on /encode, and the pairs' tokens count against max_tokens_per_request."""
+    Every text is checked as on /encode, and the pairs' tokens count against max_tokens_per_request.
+    ``details``: with token strings and segments (TextTokenizer.encode_pairs)."""
     texts = [t for item in pairs for t in ((item,) if isinstance(item, str) else item)]
     check_inputs(kind, len(pairs), texts, ctx.settings)
     # a rerank's query is tokenized once per document: bound the characters tokenized, not only those sent
@@ -152,9 +150,9 @@ async def pairs_from(ctx: Context, engine: Engine, kind: str, pairs: list[str | 
     started = time.perf_counter()
     try:
         if chars <= INLINE_TOKENIZE_CHARS:
-            encoded = tokenizer.encode_pairs(pairs, truncate)
+            encoded = tokenizer.encode_pairs(pairs, truncate, details)
         else:
-            encoded = await ctx.offload(tokenizer.encode_pairs, pairs, truncate)
+            encoded = await ctx.offload(tokenizer.encode_pairs, pairs, truncate, details)
     except TooLong as exc:
         raise ApiError(422, too_long_message(kind, exc.index, exc.length, exc.limit, True),
                        f"{kind}[{exc.index}]") from None

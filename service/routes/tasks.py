@@ -42,7 +42,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     items: list[str | tuple[str, str]] = list(body.texts)
     layers, heads = (attention_selection(body.attention_layers, body.attention_heads, engine.bundle)
                      if body.return_attentions else ([], None))
-    sequences = await pairs_from(ctx, engine, "texts", items, body.truncate)
+    sequences = await pairs_from(ctx, engine, "texts", items, body.truncate, details=body.return_attentions)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
     try:
@@ -51,7 +51,6 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
                                       keep_attentions(layers, heads) if body.return_attentions else None)
     except ClientGone:
         return Response(status_code=499)
-    tokens = engine.tokenizer.pair_tokens(items, body.truncate) if body.return_attentions and engine.tokenizer else []
     total = sum(len(s) for s in sequences)
     top_k = min(body.top_k or len(task.labels), len(task.labels))
 
@@ -64,7 +63,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
             out.append([{"label": task.labels[j], "score": float(scores[j])} for j in order])
         answer: dict[str, Any] = {"model": engine.name, "results": out}
         if body.return_attentions:
-            answer.update(tokens=[t for t, _ in tokens], segments=[s for _, s in tokens],
+            answer.update(tokens=[p.tokens for p in sequences], segments=[p.segments for p in sequences],
                           attentions=[r.attentions for r in results])
         answer["usage"] = {"prompt_tokens": total, "total_tokens": total}
         return answer

@@ -130,6 +130,24 @@ def test_classify_equals_transformers_for_texts_and_pairs(tasks: Tasks) -> None:
     assert scored["usage"]["total_tokens"] > 0
 
 
+def test_classify_attentions_tokens_and_segments_equal_transformers(tasks: Tasks) -> None:
+    """/classify with attentions, for texts and pairs: every layer's and head's attention equals transformers'
+    (output_attentions), the token strings and segments equal its tokenizer's pair encoding."""
+    tokenizer, model = tasks.tokenizer("nli"), tasks.references["nli"]
+    got = tasks.post("/classify", {"model": "nli", "texts": TEXTS, "return_attentions": True})
+    for i, item in enumerate(TEXTS):
+        encoding = tokenizer(*((item,) if isinstance(item, str) else tuple(item)), return_token_type_ids=True)
+        ids = torch.tensor([encoding["input_ids"]])
+        kwargs = {"token_type_ids": torch.tensor([encoding["token_type_ids"]])} if model.config.type_vocab_size > 1 \
+            else {}
+        with torch.no_grad():
+            layers = model(input_ids=ids, output_attentions=True, **kwargs).attentions  # per layer (1, h, n, n)
+        want = np.stack([a[0].numpy() for a in layers])  # (layers, h, n, n)
+        np.testing.assert_allclose(np.asarray(got["attentions"][i]), want, atol=LIMIT, rtol=0)
+        assert got["tokens"][i] == tokenizer.convert_ids_to_tokens(encoding["input_ids"])
+        assert got["segments"][i] == encoding.sequence_ids()
+
+
 def test_rerank_orders_as_transformers_scores_in_every_request_shape(tasks: Tasks) -> None:
     logits = tasks.expected("reranker", [(QUERY, d) for d in DOCUMENTS])[:, 0]
     relevance = 1 / (1 + np.exp(-logits))  # a one-label cross-encoder's score: the sigmoid
