@@ -75,7 +75,9 @@ class BodyReader:
         body: bytes | None = None
         if refusal is None:
             try:
-                read = await asyncio.wait_for(self._read(receive), self.timeout_s)
+                # asyncio.timeout, not wait_for: no task per request for what is nearly always already here
+                async with asyncio.timeout(self.timeout_s):
+                    read = await self._read(receive)
             except TimeoutError:
                 refusal = (408, f"the request body did not arrive within {self.timeout_s:g} s (body_timeout_s)",
                            "body", {"Connection": "close"})
