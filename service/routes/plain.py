@@ -40,7 +40,7 @@ def plain_routes(routes: Iterable[BaseRoute]) -> list[Route]:
         if params == ["body", "request"] and isinstance(hints["body"], type) and issubclass(hints["body"], BaseModel):
             handler = _json_handler(route.endpoint, hints["body"])
         elif params[0] == "request" and set(params[1:]) >= set(route.param_convertors) \
-                and all(hints[p] in (str, str | None) for p in params[1:]):
+                and all(hints.get(p) in (str, str | None) for p in params[1:]):
             handler = _path_handler(route.endpoint, [p for p in params[1:] if p in route.param_convertors])
         else:
             continue
