@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.hostile.conftest import read_until_closed
 from tests.service.conftest import Server
 
 
@@ -82,14 +83,6 @@ def _read_one_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    sock.settimeout(20)
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _answered_then_closed(raw: bytes) -> None:
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), raw[:300]
@@ -133,8 +126,8 @@ def test_connections_between_requests_at_sigterm_get_one_more_answer(tiny_bundle
         kept.sendall(_post())
         partial.sendall(request[40:])
         for sock in (kept, partial, fresh):
-            _answered_then_closed(_read_until_closed(sock))
-        assert _read_until_closed(idle) == b""  # closed without an answer: it asked for nothing
+            _answered_then_closed(read_until_closed(sock, 20)[0])
+        assert read_until_closed(idle, 20)[0] == b""  # closed without an answer: it asked for nothing
         assert server.proc.wait(10) in (0, -signal.SIGTERM)
         assert time.monotonic() - sigterm_at < 5  # the idle one held the exit for the grace only
     log = (tmp_path / "server.log").read_text()
