@@ -6,8 +6,6 @@ groups, inputs at the maximum length and past it with truncate."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -20,6 +18,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from tests.exporting import export_bundles
 from tests.families import FAMILIES, make_checkpoint
 from tests.service.conftest import Server, client_for, running_server
 
@@ -61,14 +60,39 @@ class Family:
         return response.json()
 
 
+def _wanted(request: pytest.FixtureRequest) -> set[str]:
+    """The families this run's selected tests ask for ("long": the long-context model)."""
+    items = [i for i in request.session.items if getattr(i, "module", None) is request.module]
+    params = [i.callspec.params for i in items if hasattr(i, "callspec")]
+    return ({p["family"] for p in params if "family" in p}
+            | ({"long"} if any("long_context" in i.fixturenames for i in items) else set()))
+
+
+@pytest.fixture(scope="module")
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Path]]:
+    """Every family the run asks for, made by transformers and exported side by side: (reference, folder)."""
+    spec = FAMILIES["modernbert"]
+    # past the long-context threshold (2100 tokens > 2048); 2 layers (one global, one sliding): exporting graphs
+    # in query blocks is slow to trace
+    long = replace(spec, config={**spec.config, "max_position_embeddings": 2100, "num_hidden_layers": 2},
+                   max_length=2100)
+    made: dict[str, tuple[Any, Path]] = {}
+    FAMILIES["long"] = long
+    try:
+        for name in sorted(_wanted(request), key=lambda n: (n not in ("long", "modernbert"), n)):  # slowest first
+            root = tmp_path_factory.mktemp(name)
+            made[name] = (make_checkpoint(name, root / "checkpoint"), root)
+    finally:
+        del FAMILIES["long"]
+    export_bundles(*(["hf", str(root / "checkpoint"), "--output", str(root / "bundle"),
+                      *(["--no-optimize"] if name == "long" else [])] for name, (_, root) in made.items()))
+    return made
+
+
 @pytest.fixture(scope="module", params=list(FAMILIES))
-def family(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
+def family(request: pytest.FixtureRequest, exported: dict[str, tuple[Any, Path]]) -> Iterator[Family]:
     name = request.param
-    root = tmp_path_factory.mktemp(name)
-    reference = make_checkpoint(name, root / "checkpoint")
-    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
-                               "--output", str(root / "bundle")], capture_output=True, text=True, timeout=600)
-    assert exported.returncode == 0, exported.stderr
+    reference, root = exported[name]
     with running_server(root / "bundle", root / "server.log") as server:
         yield Family(name, reference, root / "bundle", server)
 
@@ -157,22 +181,10 @@ def test_models_route_declares_the_position_scheme(family: Family) -> None:
 
 
 @pytest.fixture(scope="module")
-def long_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
+def long_context(exported: dict[str, tuple[Any, Path]]) -> Iterator[Family]:
     """ModernBERT past the long-context threshold (2100 tokens > 2048): its graphs compute attention in blocks
     of queries, and the service runs them without ONNX Runtime's buffer reuse."""
-    root = tmp_path_factory.mktemp("long")
-    spec = FAMILIES["modernbert"]
-    # 2 layers (one global, one sliding): exporting graphs in query blocks is slow to trace
-    FAMILIES["long"] = replace(spec, config={**spec.config, "max_position_embeddings": 2100, "num_hidden_layers": 2},
-                               max_length=2100)
-    try:
-        reference = make_checkpoint("long", root / "checkpoint")
-    finally:
-        del FAMILIES["long"]
-    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
-                               "--output", str(root / "bundle"), "--no-optimize"],
-                              capture_output=True, text=True, timeout=600)
-    assert exported.returncode == 0, exported.stderr
+    reference, root = exported["long"]
     with running_server(root / "bundle", root / "server.log") as server:
         yield Family("modernbert", reference, root / "bundle", server)
 

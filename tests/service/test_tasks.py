@@ -8,8 +8,6 @@ tokenizer encodes pairs (with its truncation of the longer text)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.exporting import export_bundles
 from tests.families import make_checkpoint
 from tests.models.test_heads import splade
 from tests.service.conftest import Server, client_for, running_server
@@ -68,12 +67,6 @@ class Tasks:
         return splade(logits, mask) if name == "splade" else logits.numpy()
 
 
-def _export(checkpoint: Path, bundle: Path, *extra: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(checkpoint), "--output", str(bundle),
-                           *extra], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
 def tasks(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
     root = tmp_path_factory.mktemp("tasks")
@@ -82,9 +75,8 @@ def tasks(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "reranker": make_checkpoint("roberta", root / "reranker-checkpoint", head="classify", labels=["score"]),
         "splade": make_checkpoint("bert", root / "splade-checkpoint", head="mlm"),
     }
-    _export(root / "nli-checkpoint", root / "nli", "--name", "nli")
-    _export(root / "reranker-checkpoint", root / "reranker", "--name", "reranker")
-    _export(root / "splade-checkpoint", root / "splade", "--name", "splade", "--task", "sparse")
+    export_bundles(*(["hf", str(root / f"{name}-checkpoint"), "--output", str(root / name), "--name", name,
+                      *(["--task", "sparse"] if name == "splade" else [])] for name in references))
     models = [str(tiny_bundle), *(f"{n}={root / n}" for n in references)]
     with running_server(models, root / "server.log") as server:
         yield Tasks(root, server, references)
