@@ -27,6 +27,7 @@ from .onnx_graph import (
     output_names,
     query_chunks,
     query_chunks_for,
+    without_attentions,
 )
 from .optimize import optimize_graph
 from .parity import PARITY_LIMIT, Case, ParityError, check_graph, check_packed_graph, parity_cases
@@ -103,11 +104,16 @@ def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
     cfg = encoder.config
     graphs: dict[str, dict[str, Any]] = {}
     chunks = query_chunks_for(spec.max_length)
-    for kind, with_att in (("default", False), ("attentions", True)):
-        path = output / GRAPH_FILES[kind]
-        with query_chunks(encoder, 1 if with_att else chunks):
-            export_graph(encoder, path, with_att, spec.max_length)
-        graphs[kind] = {"file": path.name, "attentions": with_att, "query_chunks": 1 if with_att else chunks}
+    default, attentions = output / GRAPH_FILES["default"], output / GRAPH_FILES["attentions"]
+    with query_chunks(encoder, 1):
+        export_graph(encoder, attentions, True, spec.max_length)
+    if chunks == 1:  # the same attention as the attentions graph: cut from its trace
+        without_attentions(attentions, default)
+    else:
+        with query_chunks(encoder, chunks):
+            export_graph(encoder, default, False, spec.max_length)
+    graphs["default"] = {"file": default.name, "attentions": False, "query_chunks": chunks}
+    graphs["attentions"] = {"file": attentions.name, "attentions": True, "query_chunks": 1}
     path = output / GRAPH_FILES["packed"]
     with query_chunks(encoder, chunks):
         export_packed_graph(encoder, path, spec.max_length)
@@ -158,10 +164,11 @@ def _task_graphs(model: TaskModel, output: Path, spec: BundleSpec,
     if spec.max_length > 2048:
         raise BundleError(f"task bundles serve up to 2048 tokens; this one would serve {spec.max_length}")
     graphs: dict[str, dict[str, Any]] = {}
-    for kind, with_att in (("default", False), ("attentions", True)):
-        path = output / GRAPH_FILES[kind]
-        export_task_graph(model, path, with_att, spec.max_length)
-        graphs[kind] = {"file": path.name, "attentions": with_att}
+    default, attentions = output / GRAPH_FILES["default"], output / GRAPH_FILES["attentions"]
+    export_task_graph(model, attentions, True, spec.max_length)
+    without_attentions(attentions, default)
+    graphs["default"] = {"file": default.name, "attentions": False}
+    graphs["attentions"] = {"file": attentions.name, "attentions": True}
     if spec.optimize:
         graphs["optimized"] = _optimized(output, lambda fusable: export_fusable_task_graph(model, fusable),
                                          model.encoder.config)

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx.utils import Extractor
 from torch import nn
 
 from bundle.packing import PACKED_INPUT_NAMES, PACKED_OUTPUT_NAMES, pack
@@ -165,3 +167,14 @@ def export_packed_graph(encoder: Encoder, path: Path, max_length: int) -> None:
                    (list(PACKED_INPUT_NAMES), list(PACKED_OUTPUT_NAMES)),
                    {"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
                     "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}})
+
+
+def without_attentions(source: Path, target: Path) -> None:
+    """The graph without attentions, cut from the trace of the one with them: the attentions output and the
+    nodes that only stack it are dropped (onnx's Extractor). The dynamo exporter traces the two to the same
+    nodes otherwise, so ONNX Runtime's outputs are bitwise those of a graph traced without attentions, and
+    an export saves one of its three traces. Only where both compute attention alike (no query blocks)."""
+    model = onnx.load(source)
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output if o.name != ATTENTION_OUTPUT]
+    onnx.save(Extractor(model).extract_model(inputs, outputs), target)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -305,3 +307,39 @@ def test_an_fp16_graph_past_its_limit_is_left_out_saying_why(tmp_path: Path, mon
     assert cfg["parity"]["fp16_left_out"].startswith("model_fp16.onnx: ONNX Runtime differs from PyTorch by")
     with pytest.raises(BundleError, match=r"has none: the export left it out \(model_fp16.onnx: ONNX Runtime"):
         choose_engine(Settings(model=out, precision="fp16"), load_bundle(out), True, lambda: (False, ""))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", [None, "classify", "sparse"])
+def test_the_graph_cut_from_the_attentions_trace_is_the_one_traced_without(head: str | None, tmp_path: Path) -> None:
+    """The export cuts the graph without attentions from the attentions graph (one trace fewer): it must be the
+    graph that tracing without attentions gives, node for node, with bitwise the same outputs in ONNX Runtime."""
+    from export.onnx_graph import export_graph, without_attentions
+    from export.task_graphs import export_task_graph
+    from tests.families import make_checkpoint
+
+    if head is None:
+        model: Any = tiny_encoder(0)
+        export = export_graph
+    else:
+        checkpoint = tmp_path / "checkpoint"
+        make_checkpoint("bert", checkpoint, head="classify" if head == "classify" else "mlm", labels=["a", "b", "c"]
+                        if head == "classify" else None)
+        model = load_hf_checkpoint(checkpoint, task=head).task_model
+        export = export_task_graph
+    export(model, tmp_path / "attentions.onnx", True, 64)
+    export(model, tmp_path / "traced.onnx", False, 64)
+    without_attentions(tmp_path / "attentions.onnx", tmp_path / "cut.onnx")
+    traced, cut = (onnx.load(tmp_path / f"{name}.onnx") for name in ("traced", "cut"))
+    assert [n.op_type for n in cut.graph.node] == [n.op_type for n in traced.graph.node]  # names are numbered
+    assert [o.name for o in cut.graph.output] == [o.name for o in traced.graph.output]
+    sessions = [ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+                for name in ("traced", "cut")]
+    ids = torch.randint(5, 300, (3, 17)).numpy()
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if len(sessions[0].get_inputs()) == 3:
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    want, got = (s.run(None, feeds) for s in sessions)
+    assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
