@@ -14,6 +14,7 @@ import numpy as np
 import openai
 import pytest
 
+from tests.exporting import export_bundles
 from tests.families import make_checkpoint
 from tests.service.conftest import Server, running_server
 
@@ -42,11 +43,18 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def bundles(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two bundles of the checkpoint, exported side by side: "bundle" with the checkpoint's default prompt,
+    "query" with --default-prompt query."""
     out = tmp_path_factory.mktemp("prompted-bundle")
-    exported = _export(checkpoint, out / "bundle")
-    assert exported.returncode == 0, exported.stderr
-    with running_server(out / "bundle", out / "server.log") as server:
+    export_bundles(*(["hf", str(checkpoint), "--output", str(out / name), "--no-optimize", *extra]
+                     for name, extra in (("bundle", []), ("query", ["--default-prompt", "query"]))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(bundles: Path) -> Iterator[Server]:
+    with running_server(bundles / "bundle", bundles / "server.log") as server:
         yield server
 
 
@@ -104,8 +112,8 @@ def test_bad_prompt_names_are_refused(server: Server, body: dict, message: str) 
     assert response.status_code == 422 and message in response.text, response.text
 
 
-def test_export_sets_and_checks_the_default_prompt(checkpoint: Path, tmp_path: Path) -> None:
-    assert _export(checkpoint, tmp_path / "q", "--default-prompt", "query").returncode == 0
-    assert json.loads((tmp_path / "q" / "config.json").read_text())["serving"]["default_prompt_name"] == "query"
+def test_export_sets_and_checks_the_default_prompt(checkpoint: Path, bundles: Path, tmp_path: Path) -> None:
+    assert json.loads((bundles / "query" / "config.json").read_text())["serving"]["default_prompt_name"] == "query"
+    assert json.loads((bundles / "bundle" / "config.json").read_text())["serving"]["default_prompt_name"] == "document"
     refused = _export(checkpoint, tmp_path / "x", "--default-prompt", "passage")
     assert refused.returncode == 1 and "default prompt 'passage' is not one of the model's prompts" in refused.stderr
