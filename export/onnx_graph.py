@@ -177,4 +177,6 @@ def without_attentions(source: Path, target: Path) -> None:
     model = onnx.load(source)
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output if o.name != ATTENTION_OUTPUT]
-    onnx.save(Extractor(model).extract_model(inputs, outputs), target)
+    cut = Extractor(model).extract_model(inputs, outputs)
+    cut.producer_name, cut.producer_version = model.producer_name, model.producer_version  # not the Extractor's
+    onnx.save(cut, target)

@@ -333,6 +333,7 @@ def test_the_graph_cut_from_the_attentions_trace_is_the_one_traced_without(head:
     traced, cut = (onnx.load(tmp_path / f"{name}.onnx") for name in ("traced", "cut"))
     assert [n.op_type for n in cut.graph.node] == [n.op_type for n in traced.graph.node]  # names are numbered
     assert [o.name for o in cut.graph.output] == [o.name for o in traced.graph.output]
+    assert (cut.producer_name, cut.producer_version) == (traced.producer_name, traced.producer_version)
     sessions = [ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
                 for name in ("traced", "cut")]
     ids = torch.randint(5, 300, (3, 17)).numpy()
