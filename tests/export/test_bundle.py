@@ -323,8 +323,10 @@ def test_the_graph_cut_from_the_attentions_trace_is_the_one_traced_without(head:
         export = export_graph
     else:
         checkpoint = tmp_path / "checkpoint"
-        make_checkpoint("bert", checkpoint, head="classify" if head == "classify" else "mlm", labels=["a", "b", "c"]
-                        if head == "classify" else None)
+        if head == "classify":
+            make_checkpoint("bert", checkpoint, head="classify", labels=["a", "b", "c"])
+        else:
+            make_checkpoint("bert", checkpoint, head="mlm")  # SPLADE's base
         model = load_hf_checkpoint(checkpoint, task=head).task_model
         export = export_task_graph
     export(model, tmp_path / "attentions.onnx", True, 64)

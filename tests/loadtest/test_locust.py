@@ -74,17 +74,15 @@ def test_short_headless_locust_run(minilm_bundle: Path, tmp_path: Path) -> None:
 
 def test_rerank_and_classify_users(minilm_bundle: Path, tmp_path: Path) -> None:
     """Served beside the embedder, a cross-encoder and a classifier get their own users, answers checked."""
+    from tests.exporting import export_bundles
     from tests.families import make_checkpoint
 
-    models = [str(minilm_bundle)]
-    for name, family, labels in (("reranker", "roberta", ["score"]), ("nli", "bert", ["a", "b", "c"])):
-        checkpoint = tmp_path / f"{name}-checkpoint"
-        make_checkpoint(family, checkpoint, head="classify", labels=labels)
-        exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(checkpoint), "--output",
-                                   str(tmp_path / name), "--no-optimize"], capture_output=True, text=True, timeout=300,
-                                  cwd=ROOT)
-        assert exported.returncode == 0, exported.stderr
-        models.append(f"{name}={tmp_path / name}")
+    heads = {"reranker": ("roberta", ["score"]), "nli": ("bert", ["a", "b", "c"])}
+    for name, (family, labels) in heads.items():
+        make_checkpoint(family, tmp_path / f"{name}-checkpoint", head="classify", labels=labels)
+    export_bundles(*(["hf", str(tmp_path / f"{name}-checkpoint"), "--output", str(tmp_path / name), "--no-optimize"]
+                     for name in heads))
+    models = [str(minilm_bundle), *(f"{name}={tmp_path / name}" for name in heads)]
     rows = _locust(models, tmp_path, 10)
     for name in ("/rerank", "/classify", "/encode"):
         assert int(rows[name]["Request Count"]) > 0, rows.keys()

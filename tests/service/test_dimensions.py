@@ -16,6 +16,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from tests.exporting import export_bundles
 from tests.families import make_checkpoint
 from tests.service.conftest import Server, running_server
 
@@ -27,10 +28,8 @@ TEXTS = ["the quick brown fox", "attention", "paris and zurich are cities"]
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, np.ndarray]]:
     root = tmp_path_factory.mktemp("matryoshka")
     reference = make_checkpoint("bert", root / "checkpoint")
-    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"), "--output",
-                               str(root / "bundle"), "--no-optimize", "--matryoshka-dims", "32,16"],
-                              capture_output=True, text=True, timeout=600)
-    assert exported.returncode == 0, exported.stderr
+    export_bundles(["hf", str(root / "checkpoint"), "--output", str(root / "bundle"), "--no-optimize",
+                    "--matryoshka-dims", "32,16"])
     assert json.loads((root / "bundle" / "config.json").read_text())["serving"]["matryoshka_dimensions"] == [32, 16]
     tok = Tokenizer.from_file(str(root / "bundle" / "tokenizer.json"))
     pooled = []

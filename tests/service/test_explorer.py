@@ -148,17 +148,12 @@ def test_page_can_be_turned_off(tiny_bundle: Path) -> None:
 @pytest.fixture(scope="module")
 def pair_server(minilm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """MiniLM beside a cross-encoder (a random-weight BertForSequenceClassification made by transformers)."""
-    import subprocess
-    import sys
-
+    from tests.exporting import export_bundles
     from tests.families import make_checkpoint
 
     root = tmp_path_factory.mktemp("pair")
     make_checkpoint("bert", root / "checkpoint", head="classify", labels=["score"])
-    exported = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(root / "checkpoint"),
-                               "--output", str(root / "reranker"), "--no-optimize"], capture_output=True, text=True,
-                              timeout=300)
-    assert exported.returncode == 0, exported.stderr
+    export_bundles(["hf", str(root / "checkpoint"), "--output", str(root / "reranker"), "--no-optimize"])
     with running_server([str(minilm_bundle), f"reranker={root / 'reranker'}"], root / "server.log") as running:
         yield running
 

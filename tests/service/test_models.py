@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from bundle import BundleError
 from service.app import create_app
 from service.settings import Settings
+from tests.exporting import export_bundles
 
 
 @pytest.fixture(scope="module")
 def other_tiny(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny bundle with another seed: other weights, so answers show which model gave them."""
     out = tmp_path_factory.mktemp("tiny7") / "bundle"
-    subprocess.run([sys.executable, "-m", "attnserve", "export", "tiny", "--seed", "7", "--no-optimize",
-                    "--output", str(out)], check=True, capture_output=True, timeout=300)
+    export_bundles(["tiny", "--seed", "7", "--no-optimize", "--output", str(out)])
     return out
 
 
