@@ -19,7 +19,8 @@ def export_bundles(*commands: Sequence[str]) -> None:
         return subprocess.run([sys.executable, "-m", "attnserve", "export", *command], capture_output=True,
                               text=True, timeout=600)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(commands), os.cpu_count() or 1))) as pool:
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+    with ThreadPoolExecutor(max_workers=max(1, min(len(commands), cores))) as pool:
         done = list(pool.map(run, commands))
     failed = [f"attnserve export {' '.join(c)}:\n{d.stderr}"
               for c, d in zip(commands, done, strict=True) if d.returncode]
