@@ -4,8 +4,6 @@ the first values of the pooled vector normalized after the cut, against transfor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from tests.exporting import export_bundles
+from tests.exporting import export_bundles, export_command
 from tests.families import make_checkpoint
 from tests.service.conftest import Server, running_server
 
@@ -76,7 +74,6 @@ def test_sizes_the_bundle_does_not_list_are_refused(served, d: int) -> None:
 
 def test_export_refuses_sizes_outside_the_model(tmp_path: Path) -> None:
     make_checkpoint("bert", tmp_path / "checkpoint")
-    bad = subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(tmp_path / "checkpoint"), "--output",
-                          str(tmp_path / "bundle"), "--matryoshka-dims", "32,60"], capture_output=True, text=True,
-                         timeout=300)
+    bad = export_command(["hf", str(tmp_path / "checkpoint"), "--output", str(tmp_path / "bundle"),
+                          "--matryoshka-dims", "32,60"])
     assert bad.returncode == 1 and "Matryoshka dimensions [60]" in bad.stderr

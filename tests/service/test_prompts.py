@@ -4,8 +4,6 @@ and compared with sentence-transformers itself (last-token pooling, L2, named an
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,18 +12,13 @@ import numpy as np
 import openai
 import pytest
 
-from tests.exporting import export_bundles
+from tests.exporting import export_bundles, export_command
 from tests.families import make_checkpoint
 from tests.service.conftest import Server, running_server
 
 pytestmark = pytest.mark.slow
 PROMPTS = {"query": "search_query: ", "document": "search_document: "}
 TEXTS = ["the quick brown fox", "attention", "paris and zurich are cities"]
-
-
-def _export(folder: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "attnserve", "export", "hf", str(folder), "--output", str(output),
-                           "--no-optimize", *extra], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -115,5 +108,6 @@ def test_bad_prompt_names_are_refused(server: Server, body: dict, message: str) 
 def test_export_sets_and_checks_the_default_prompt(checkpoint: Path, bundles: Path, tmp_path: Path) -> None:
     assert json.loads((bundles / "query" / "config.json").read_text())["serving"]["default_prompt_name"] == "query"
     assert json.loads((bundles / "bundle" / "config.json").read_text())["serving"]["default_prompt_name"] == "document"
-    refused = _export(checkpoint, tmp_path / "x", "--default-prompt", "passage")
+    refused = export_command(["hf", str(checkpoint), "--output", str(tmp_path / "x"), "--no-optimize",
+                              "--default-prompt", "passage"])
     assert refused.returncode == 1 and "default prompt 'passage' is not one of the model's prompts" in refused.stderr
