@@ -30,7 +30,15 @@ from .onnx_graph import (
     without_attentions,
 )
 from .optimize import optimize_graph
-from .parity import PARITY_LIMIT, Case, ParityError, check_graph, check_packed_graph, parity_cases
+from .parity import (
+    PARITY_LIMIT,
+    Case,
+    ParityError,
+    check_graph,
+    check_packed_graph,
+    encoder_reference,
+    parity_cases,
+)
 from .shared_weights import share_embeddings
 from .task_graphs import (
     check_task_graph,
@@ -38,6 +46,7 @@ from .task_graphs import (
     export_task_graph,
     task_input_names,
     task_output_names,
+    task_reference,
 )
 from .tokenizer_files import special_tokens
 
@@ -126,9 +135,10 @@ def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
 
     # parity of the files as shipped (after the shared tables moved out)
     parity: dict[str, Any] = {}
+    reference = encoder_reference(encoder)
     try:  # the fp16 graph is an extra: one that strays too far is left out, saying why, not the whole export
         with query_chunks(encoder, chunks):
-            parity["fp16"] = check_graph(encoder, output / graphs["fp16"]["file"], False, cases, HALF_PARITY_LIMIT)
+            parity["fp16"] = check_graph(reference, output / graphs["fp16"]["file"], False, cases, HALF_PARITY_LIMIT)
     except ParityError as exc:
         (output / graphs.pop("fp16")["file"]).unlink()
         parity["fp16_left_out"] = str(exc)
@@ -140,9 +150,9 @@ def _embedding_graphs(encoder: Encoder, output: Path, spec: BundleSpec,
         # check holds no more scores in PyTorch than in ONNX Runtime
         with query_chunks(encoder, graph.get("query_chunks", 1)):
             if graph.get("packed"):
-                parity[kind] = check_packed_graph(encoder, path, cases)
+                parity[kind] = check_packed_graph(reference, path, cases)
             else:
-                parity[kind] = check_graph(encoder, path, graph["attentions"], cases)
+                parity[kind] = check_graph(reference, path, graph["attentions"], cases)
     return graphs, parity, shared
 
 
@@ -173,7 +183,9 @@ def _task_graphs(model: TaskModel, output: Path, spec: BundleSpec,
         graphs["optimized"] = _optimized(output, lambda fusable: export_fusable_task_graph(model, fusable),
                                          model.encoder.config)
     shared = share_embeddings([output / g["file"] for g in graphs.values()], output)
-    parity = {kind: check_task_graph(model, output / g["file"], g["attentions"], cases) for kind, g in graphs.items()}
+    reference = task_reference(model)
+    parity = {kind: check_task_graph(reference, output / g["file"], g["attentions"], cases)
+              for kind, g in graphs.items()}
     return graphs, parity, shared
 
 

@@ -13,7 +13,7 @@ from bundle.task import LOGITS, SPARSE_OUTPUTS
 from models.heads import TaskModel
 
 from .onnx_graph import ATTENTION_OUTPUT, INPUT_NAMES, _additive_masks, _dynamo_export, _quiet_exporter
-from .parity import LONG, PARITY_LIMIT, Case, _session, _within_limit
+from .parity import LONG, PARITY_LIMIT, Case, Reference, _session, _within_limit
 
 TYPE_INPUT = "token_type_ids"
 
@@ -99,25 +99,39 @@ def _dense(indices: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> n
     return out
 
 
-def check_task_graph(model: TaskModel, graph: Path, with_attentions: bool, cases: list[Case],
+def task_reference(model: TaskModel) -> Reference:
+    names = task_input_names(model)
+    types = TYPE_INPUT in names
+    modules = {flag: TaskGraphModule(model, flag, types) for flag in (False, True)}
+
+    def forward(case: Case, with_attentions: bool) -> list[np.ndarray]:
+        feeds = _feeds(case, types)
+        with torch.no_grad():
+            return [w.numpy() for w in modules[with_attentions](*(torch.from_numpy(feeds[n]) for n in names))]
+
+    return Reference(model, forward)
+
+
+def _feeds(case: Case, types: bool) -> dict[str, np.ndarray]:
+    feeds = {"input_ids": case.input_ids, "attention_mask": case.attention_mask}
+    if types:
+        feeds[TYPE_INPUT] = type_ids_for(case)
+    return feeds
+
+
+def check_task_graph(reference: Reference, graph: Path, with_attentions: bool, cases: list[Case],
                      limit: float = PARITY_LIMIT) -> dict[str, float]:
     """Largest absolute difference against PyTorch per output (sparse: as the dense (B, vocab) matrix, so a
     missing or extra entry counts its whole value); raises ParityError above ``limit``."""
-    model.eval()
+    model = reference.model
     session = _session(graph)
-    names = task_input_names(model)
-    types = TYPE_INPUT in names
-    module = TaskGraphModule(model, with_attentions, types).eval()
+    types = TYPE_INPUT in task_input_names(model)
     worst: dict[str, float] = {}
     for case in cases:
         if with_attentions and case.input_ids.shape[1] > LONG:
             continue
-        feeds = {"input_ids": case.input_ids, "attention_mask": case.attention_mask}
-        if types:
-            feeds[TYPE_INPUT] = type_ids_for(case)
-        got = session.run(None, feeds)
-        with torch.no_grad():
-            want = [w.numpy() for w in module(*(torch.from_numpy(feeds[n]) for n in names))]
+        got = session.run(None, _feeds(case, types))
+        want = reference.outputs(case, with_attentions)
         diffs = {}
         if model.task.kind == "sparse":
             shape = (case.input_ids.shape[0], model.encoder.config.vocab_size)

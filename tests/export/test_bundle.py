@@ -249,18 +249,58 @@ def test_minilm_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Pa
 
 
 def test_parity_check_fails_above_the_limit(tiny_bundle: Path) -> None:
-    from export.parity import ParityError, check_graph, check_packed_graph, parity_cases
+    from export.parity import ParityError, check_graph, check_packed_graph, encoder_reference, parity_cases
 
     model = tiny_encoder(0)
     with torch.no_grad():
         model.layers[1].feed_forward.w_2.bias[0] += 0.01  # one dimension: the graph no longer matches
     cases = parity_cases(1000, 16, 0, None)
     with pytest.raises(ParityError, match=r"model.onnx: ONNX Runtime differs from PyTorch by .* \(limit 0.0001\)"):
-        check_graph(model, tiny_bundle / "model.onnx", False, cases)
-    assert max(check_graph(tiny_encoder(0), tiny_bundle / "model.onnx", False, cases).values()) <= 1e-4
+        check_graph(encoder_reference(model), tiny_bundle / "model.onnx", False, cases)
+    good = encoder_reference(tiny_encoder(0))
+    assert max(check_graph(good, tiny_bundle / "model.onnx", False, cases).values()) <= 1e-4
     with pytest.raises(ParityError, match=r"model_packed.onnx: ONNX Runtime differs"):
-        check_packed_graph(model, tiny_bundle / "model_packed.onnx", cases)
-    assert max(check_packed_graph(tiny_encoder(0), tiny_bundle / "model_packed.onnx", cases).values()) <= 1e-4
+        check_packed_graph(encoder_reference(model), tiny_bundle / "model_packed.onnx", cases)
+    assert max(check_packed_graph(good, tiny_bundle / "model_packed.onnx", cases).values()) <= 1e-4
+
+
+def test_the_parity_reference_runs_each_case_once_and_keeps_no_attentions() -> None:
+    """An embedding bundle's four graphs without attentions are checked against one PyTorch forward per case
+    (and query-block setting), read-only and equal to a fresh forward; outputs with attentions are never kept."""
+    from export.onnx_graph import GraphModule, query_chunks
+    from export.parity import Reference, encoder_reference, parity_cases
+
+    model = tiny_encoder(0)
+    cases = parity_cases(1000, 16, 0, None)
+    calls: list[tuple[str, bool]] = []
+
+    def forward(case, with_attentions: bool) -> list[np.ndarray]:
+        calls.append((case.name, with_attentions))
+        return [np.zeros(2, np.float32)]
+
+    counted = Reference(model, forward)
+    for _ in range(4):
+        for case in cases:
+            counted.outputs(case, False)
+    assert len(calls) == len(cases)
+    with query_chunks(model, 2):  # the blocks change the numbers a graph computes: a forward of their own
+        counted.outputs(cases[0], False)
+    assert len(calls) == len(cases) + 1
+    counted.outputs(cases[0], True)
+    counted.outputs(cases[0], True)
+    assert calls[-2:] == [(cases[0].name, True)] * 2
+    with pytest.raises(ValueError, match="read-only"):
+        counted.outputs(cases[0], False)[0][0] = 1.0
+
+    reference = encoder_reference(model)
+    fresh = GraphModule(model, False).eval()
+    for case in cases:
+        reference.outputs(case, False)
+    for case in cases:
+        with torch.no_grad():
+            want = fresh(torch.from_numpy(case.input_ids), torch.from_numpy(case.attention_mask))
+        for got, w in zip(reference.outputs(case, False), want, strict=True):
+            np.testing.assert_array_equal(got, w.numpy())
 
 
 def test_the_fp16_graph_computes_in_half_and_keeps_the_vectors(minilm_bundle: Path) -> None:
