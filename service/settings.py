@@ -41,9 +41,9 @@ class Settings(BaseSettings):
         "needs the openvino package (pip install 'attnserve[openvino]').",
     )
     openvino_length_step: int = Field(
-        1, ge=1, le=512, description="OpenVINO: batches are padded to a multiple of this many tokens, so that fewer "
-        "input shapes occur (it prepares kernels per shape); 1: to the longest input only, measured fastest once "
-        "warm (docs/performance.md).",
+        1, ge=1, le=512, description="OpenVINO: padded batches are padded to a multiple of this many tokens, so "
+        "that fewer input shapes occur (it prepares kernels per shape); 1: to the longest input only, measured "
+        "fastest once warm (docs/performance.md). Packed batches (fp32's default) have no width to round.",
     )
     bf16_padding_ratio: float = Field(
         1.5, ge=1.0, description="max_padding_ratio for bf16 batches: a larger batch is worth more there than its "
@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     )
     graph: Literal["auto", "default", "optimized", "packed"] = Field(
         "auto", description="Graph for requests without attentions: auto takes the optimized one when present, and "
-        "on a CPU runs batches on the packed graph (no padding outside attention) when the bundle has one.",
+        "on a CPU (ONNX Runtime; OpenVINO in fp32) runs batches on the packed graph (no padding outside "
+        "attention) when the bundle has one.",
     )
     inference_workers: int = Field(
         0, ge=0, le=64,

@@ -220,10 +220,10 @@ def test_openvino_refuses_onnxruntimes_own_graph(tiny_bundle: Path) -> None:
 
 @pytest.mark.parametrize("step", [1, 8])
 def test_openvino_length_step_pads_widths_and_keeps_numbers(tiny_bundle: Path, step: int) -> None:
-    """ATTNSERVE_OPENVINO_LENGTH_STEP rounds each batch's width up to a multiple of the step (fewer shapes);
-    the extra padding is masked, so the vectors are those of the unpadded run."""
+    """ATTNSERVE_OPENVINO_LENGTH_STEP rounds each padded batch's width up to a multiple of the step (fewer
+    shapes); the extra padding is masked, so the vectors are those of the unpadded run."""
     runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, engine="openvino", warmup=False,
-                                                         openvino_length_step=step))
+                                                         openvino_length_step=step, graph="default"))
     session, widths = runtime.sessions[False], []
     run = session.run
     session.run = lambda names, feeds: widths.append(feeds["input_ids"].shape[1]) or run(names, feeds)
@@ -236,9 +236,10 @@ def test_openvino_length_step_pads_widths_and_keeps_numbers(tiny_bundle: Path, s
 
 
 def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One read of the attentions graph serves every OpenVINO session (batch, lone, the fidelity check's f32
-    ones), its default graph being the attentions graph less that output: the same numbers as OpenVINO's
-    compile of the bundle's default graph file. A bundle whose default graph runs queries in blocks reads both."""
+    """One read of the attentions graph serves every padded OpenVINO session (single sequences, lone batches,
+    the fidelity check's f32 ones), its default graph being the attentions graph less that output: the same
+    numbers as OpenVINO's compile of the bundle's default graph file; the packed graph (the batches') is read
+    once. A bundle whose default graph runs queries in blocks reads that file too."""
     import openvino
 
     reads: list[str] = []
@@ -248,7 +249,7 @@ def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monke
     layout = {"engine": "openvino", "warmup": False, "inference_workers": 2, "intra_op_threads": 1}
     runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, **layout))
     measure_against_fp32(runtime, fidelity_sequences(runtime.bundle)[:4], 1)
-    assert reads == ["model_attentions.onnx"]
+    assert sorted(reads) == ["model_attentions.onnx", "model_packed.onnx"]
     direct = openvino.Core().compile_model(str(tiny_bundle / "model.onnx"), "CPU",
                                            {"INFERENCE_PRECISION_HINT": "f32"})
     ids = np.array([[101, 7, 8, 9, 102], [101, 7, 102, 0, 0]])
@@ -261,7 +262,7 @@ def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monke
                       lambda config: config["graphs"]["default"].update(query_chunks=2))
     reads.clear()
     Runtime(load_bundle(chunked, False), Settings(model=chunked, **layout))
-    assert sorted(reads) == ["model.onnx", "model_attentions.onnx"]
+    assert sorted(reads) == ["model.onnx", "model_attentions.onnx", "model_packed.onnx"]
 
 
 def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp_path: Path,
