@@ -190,6 +190,43 @@ def sweep_table(sweep: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def plot(output: Path, result: dict[str, Any], title: str) -> dict[str, list[float]]:
+    """precision.png: sentences/s and p99 per step, one bar per variant, each variant's in-process ceiling as a
+    dotted line of its colour; a refused variant is named in the legend. Returns the sentences/s bars as drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = result["concurrency"]
+    measured = [line for line in result["variants"] if "service" in line]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8))
+    width, xs = 0.8 / max(1, len(measured)), np.arange(len(steps))
+    for i, line in enumerate(measured):
+        colour = f"C{i}"
+        ax1.bar(xs + i * width, [line["service"][c]["sequences_per_s"] for c in steps], width, color=colour,
+                label=line["variant"])
+        ax1.axhline(line["ceiling_sequences_per_s"], color=colour, linestyle=":", label=f"{line['variant']} ceiling")
+        ax2.bar(xs + i * width, [line["service"][c]["p99_ms"] for c in steps], width, color=colour)
+    for line in result["variants"]:
+        if "refused" in line:
+            ax1.plot([], [], " ", label=f"{line['variant']}: refused at start")
+    labels = [f"{_split(c)[0]} x {_split(c)[1]}" for c in steps]
+    for ax, name in ((ax1, "sentences/s"), (ax2, "p99 latency (ms)")):
+        ax.set_xticks(xs + width * (len(measured) - 1) / 2, labels)
+        ax.set_xlabel("clients x sentences per request")
+        ax.set_title(name)
+        ax.grid(True, axis="y", alpha=0.3)
+    ax2.set_yscale("log")
+    fig.suptitle(title, fontsize=9)
+    fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(output / "precision.png", dpi=110)
+    drawn = {bars.get_label(): [float(bar.get_height()) for bar in bars] for bars in ax1.containers}
+    plt.close(fig)
+    return drawn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("build/minilm"))
@@ -211,8 +248,10 @@ def main() -> int:
     if args.sweep:
         result["sweep"] = sweep(args.model, names)
     flags = " ".join(result["cpu_flags"]) or "none of " + ", ".join(FLAGS)
-    write_axis(args.output, "precision", "Precision", f"flags {flags}; {args.seconds:g} s per step",
-               table(result) + (sweep_table(result["sweep"]) if "sweep" in result else ""), **result)
+    written = write_axis(args.output, "precision", "Precision", f"flags {flags}; {args.seconds:g} s per step",
+                         table(result) + (sweep_table(result["sweep"]) if "sweep" in result else ""), **result)
+    plot(args.output, result, f"attnserve precision axis, {args.model.name}: {written['machine']['cpu']}, "
+         f"{written['machine']['cores']} cores, flags {flags}")
     return 0
 
 

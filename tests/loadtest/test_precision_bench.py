@@ -39,6 +39,22 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
     md = (tmp_path / "precision.md").read_text()
     assert "| openvino-fp32 |" in md and "| (the reference) |" in md  # ort-fp32's row: the vectors compared to
     assert "c=4, 8/req seq/s" in md
+    assert (tmp_path / "precision.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_plot_draws_each_measured_variant_and_names_the_refused(tmp_path: Path) -> None:
+    """precision.png's bars are the measured figures, one per variant and step; a refused variant has none."""
+    from loadtest.precision import plot
+
+    def line(name: str, rates: list[float]) -> dict:
+        service = {c: {"sequences_per_s": r, "p99_ms": 10.0 + r} for c, r in zip(("1", "16x8"), rates, strict=True)}
+        return {"variant": name, "service": service, "ceiling_sequences_per_s": 300.0}
+
+    result = {"concurrency": ["1", "16x8"], "variants": [
+        line("ort-fp32", [150.0, 250.0]), {"variant": "openvino-bf16", "refused": "no bf16"},
+        line("openvino-fp32", [140.0, 240.0])]}
+    assert plot(tmp_path, result, "t") == {"ort-fp32": [150.0, 250.0], "openvino-fp32": [140.0, 240.0]}
+    assert (tmp_path / "precision.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_steps_are_checked() -> None:
