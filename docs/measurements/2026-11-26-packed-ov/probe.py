@@ -6,25 +6,16 @@ and CPU. Settings come from the environment (ATTNSERVE_ENGINE=openvino ATTNSERVE
 
 import json
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from loadtest.load import step
+from loadtest.servers import start_server
 
 bundle, port, steps = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
 texts = Path("loadtest/corpus.txt").read_text().splitlines()
 dims = json.loads((bundle / "config.json").read_text())["serving"]["dimensions"]
-proc = subprocess.Popen([sys.executable, "-m", "attnserve", "serve", "--model", str(bundle), "--port", str(port),
-                         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-for _ in range(600):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-        break
-    except OSError:
-        time.sleep(0.1)
+proc, _ = start_server(bundle, port, {}, Path(os.devnull))
 for spec in steps:
     c, per = (int(x) for x in spec.split("x"))
     s = step(f"http://127.0.0.1:{port}", "x", texts, c, float(os.environ.get("SECS", 8)), dims, proc.pid, per)
