@@ -235,6 +235,34 @@ def test_openvino_length_step_pads_widths_and_keeps_numbers(tiny_bundle: Path, s
         assert np.abs(w.pooled - g.pooled).max() <= 1e-5
 
 
+def test_openvino_runs_one_sequence_packed_and_compiles_the_padded_graph_once(
+        tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With packed batches and a session for batches alone (2 cores), OpenVINO compiles the padded graph once, for
+    that session: a worker's single sequence runs on the packed graph, as fast there (docs/performance.md), with
+    ONNX Runtime's vectors."""
+    from service.openvino_session import OpenVinoSession
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    compiled: list[str] = []
+    init = OpenVinoSession.__init__
+    monkeypatch.setattr(OpenVinoSession, "__init__",
+                        lambda self, core, model, name, *a, **k: compiled.append(name) or init(self, core, model, name,
+                                                                                               *a, **k))
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, engine="openvino", warmup=False))
+    assert sorted(compiled) == ["attentions", "default", "packed"]
+    assert runtime.sessions[False] is runtime.lone_session
+    ran: list[str] = []
+    for name, session in (("packed", runtime.packed_session), ("padded", runtime.lone_session)):
+        monkeypatch.setattr(session, "run", lambda names, feeds, run=session.run, name=name: ran.append(name)
+                            or run(names, feeds))
+    sequence = np.array([101, 7, 8, 9, 102])
+    got = runtime.run([sequence], False)[0].pooled
+    alone = runtime.run([sequence], False, alone=True)[0].pooled
+    assert ran == ["packed", "padded"]
+    want = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, warmup=False)).run([sequence], False)[0]
+    assert np.abs(got - want.pooled).max() <= 1e-5 and np.abs(alone - want.pooled).max() <= 1e-5
+
+
 def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One read of the attentions graph serves every padded OpenVINO session (single sequences, lone batches,
     the fidelity check's f32 ones), its default graph being the attentions graph less that output: the same
