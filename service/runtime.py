@@ -177,10 +177,8 @@ class Runtime:
             lone.add_session_config_entry("session.force_spinning_stop", "1")
             self.lone_session = self._session(plan.default_graph, lone, providers[:1] if providers[0] == OPENVINO
                                               else [CPU])
-        # OpenVINO runs one sequence as fast packed as padded (one thread: 10.0 against 9.6-10.0 ms; ONNX Runtime's
-        # packed graph is ~10% slower), so its padded graph runs only batches alone: one compile fewer (-88 MB)
-        self._singles_packed = provider == OPENVINO and plan.batch_graph == "packed" and plan.lone_threads > 0
-        padded = self.lone_session if self._singles_packed else self._session(plan.default_graph, options, providers)
+        # where single sequences run packed, the padded graph runs only lone batches: one compile (plan.py)
+        padded = self.lone_session if plan.singles_packed else self._session(plan.default_graph, options, providers)
         self.sessions: dict[bool, ort.InferenceSession] = {False: padded, True: attentions}  # type: ignore[dict-item]
         if self.choice.precision != "fp32":  # measured before ready; refused below the bar
             figures = recorded_fidelity(self, fidelity_sequences(bundle), cores)
@@ -228,9 +226,10 @@ class Runtime:
     def run(self, sequences: list[Sequence], wants_attention: bool, alone: bool = False) -> list[SequenceResult]:
         """Pad to the longest (or pack, on the packed graph), run once, unpad. Checks that every input got exactly
         one output. Thread-safe: each inference worker calls it concurrently on the shared sessions."""
-        # one sequence has no padding to save: the padded graph (fused attention where optimized) is faster
+        # one sequence has no padding to save: on ONNX Runtime the padded graph (fused attention where optimized)
+        # is faster; OpenVINO runs it as fast packed (plan.singles_packed)
         if not wants_attention and not alone and self.packed_session is not None and (
-                len(sequences) > 1 or self._singles_packed):
+                len(sequences) > 1 or self.plan.singles_packed):
             return self._run_packed(sequences)  # type: ignore[arg-type]  # embedding bundles: plain ids only
         lengths = [len(s) for s in sequences]
         width = max(lengths)

@@ -32,24 +32,27 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5, 16)),
     (CPU, 2, ALL, {"graph": "default"}, Plan(CPU, 2, 1, "default", "default", 2, 1.1, 16)),
     (CPU, 2, ALL, {"graph": "optimized"}, Plan(CPU, 2, 1, "optimized", "optimized", 2, 1.1, 16)),
-    # OpenVINO: ONNX Runtime's optimized graph is not its own; fp32 batches on the packed graph as on ONNX Runtime
-    (OPENVINO, 2, ALL, {}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 16)),
+    # OpenVINO: ONNX Runtime's optimized graph is not its own; fp32 batches on the packed graph as on ONNX Runtime,
+    # single sequences too (as fast there), where a lone-batch session runs the padded graph
+    (OPENVINO, 2, ALL, {}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 16, True)),
+    (OPENVINO, 2, ALL, {"lone_batch_all_cores": False}, Plan(OPENVINO, 2, 1, "default", "packed", 0, 1.5, 16)),
     (OPENVINO, 2, ALL, {"graph": "default"}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 16)),
     (OPENVINO, 2, {"default", "attentions"}, {}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 16)),
     # bf16 (on OpenVINO only): looser padding and a wider window, never tighter than what was asked for
     (OPENVINO, 2, ALL, {"precision": "bf16"}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.5, 64)),
-    (OPENVINO, 2, ALL, {"precision": "bf16", "graph": "packed"}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 64)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "graph": "packed"},
+     Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 64, True)),
     (OPENVINO, 2, ALL, {"precision": "bf16", "bf16_padding_ratio": 1.2, "bf16_batch_window": 32},
      Plan(OPENVINO, 2, 1, "default", "default", 2, 1.2, 32)),
     (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "max_padding_ratio": 2.0},
      Plan(OPENVINO, 2, 1, "default", "default", 2, 2.0, 128)),
-    (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 8)),
+    (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 8, True)),
     # fp16 on CUDA: the fp16 graph for every call but attentions, padded batches
     (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
     (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16", "graph": "packed"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
 ], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
-        "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-default", "openvino-old-bundle",
-        "openvino-bf16", "openvino-bf16-packed", "openvino-bf16-settings", "openvino-bf16-wider",
+        "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-no-lone", "openvino-default",
+        "openvino-old-bundle", "openvino-bf16", "openvino-bf16-packed", "openvino-bf16-settings", "openvino-bf16-wider",
         "openvino-fp32-window", "cuda-fp16", "cuda-fp16-packed"])
 def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
     assert plan(provider, cores, graphs, **settings) == want
