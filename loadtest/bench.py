@@ -128,7 +128,9 @@ def main() -> int:
         (args.output / "precision").mkdir(exist_ok=True)
         result["precision"] = precision.run(args.model, args.output / "precision", args.precisions.split(","),
                                             args.seconds, args.port + 30, precision.parse_steps("1,16,64,16x8"))
-        precision.plot(args.output / "precision", result["precision"], f"attnserve precision axis, {args.model.name}")
+        where = f"{result['machine']['cpu']}, {result['machine']['cores']} cores"
+        precision.plot(args.output / "precision", result["precision"], f"attnserve precision axis, {args.model.name}: "
+                       f"{where}, flags {' '.join(result['precision']['cpu_flags']) or 'none'}")
     result["targets"] = targets(result)
     (args.output / "bench.json").write_text(json.dumps(result, indent=2))
     plot(args.output, result)
