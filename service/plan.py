@@ -49,8 +49,8 @@ def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -
     # Batches without attention run on the packed graph on a CPU (no work on padding outside attention: ~1.2x the
     # padded graph's throughput at 64 clients; OpenVINO fp32 +9%); on CUDA only when asked for, unmeasured there,
     # and for OpenVINO bf16 only when asked for until measured on an AMX CPU (docs/performance.md).
-    on_cpu = provider == CPU or (provider == OPENVINO and settings.precision == "fp32")
-    packed = settings.graph == "packed" or (settings.graph == "auto" and on_cpu and "packed" in graphs)
+    measured_faster = provider == CPU or (provider == OPENVINO and settings.precision == "fp32")
+    packed = settings.graph == "packed" or (settings.graph == "auto" and measured_faster and "packed" in graphs)
     # A batch that runs alone (light load) gets every core: one MiniLM sentence takes ~8 ms on one thread and
     # ~4.5 ms on two.
     lone = settings.lone_batch_all_cores and provider in (CPU, OPENVINO) and workers > 1 and threads < cores
