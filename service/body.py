@@ -11,8 +11,10 @@ import asyncio
 import email.message
 
 import numpy as np
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .connections import hung_up
 from .errors import error_response
 from .kserve import HEADER
 
@@ -90,6 +92,11 @@ class BodyReader:
                     refusal = await self._refuse_body(json_part)
                 else:
                     refusal = read
+        if hung_up(scope):
+            # sent its body and closed: nothing would reach it, so nothing is parsed or run (a flood of large
+            # bodies sent and dropped costs their reading only); counted as 499
+            await Response(status_code=499)(scope, receive, send)
+            return
         if refusal is not None:
             status, message, param, extra = refusal
             await error_response(status, message, param, extra, scope["path"])(scope, receive, send)

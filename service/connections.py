@@ -30,6 +30,12 @@ _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: applicat
 DISCONNECTED = "attnserve.disconnected"
 
 
+def hung_up(scope: dict[str, Any]) -> bool:
+    """Whether the request's connection has already dropped (known only under attnserve's protocol)."""
+    gone = scope.get("extensions", {}).get(DISCONNECTED)
+    return gone is not None and gone.done()
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
     """Per connection: a deadline for the headers, a cap on their size, and a cap on connections."""
 
@@ -110,6 +116,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if not self._refused:
             super().on_message_complete()
+            # uvicorn pauses reading while a large body waits for the app and resumes it only when the app
+            # reads again, which no route does once the body is whole: a hang-up after a body over 64 KB went
+            # unseen and its request ran for nobody. Reading on notices it; a pipelined request behind this one
+            # pauses reading again (uvicorn), so nothing more is buffered than before.
+            self.flow.resume_reading()
 
     def shutdown(self) -> None:
         """Called once as the server stops: a request under way finishes (uvicorn's own rule); between requests
