@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.ready = False
             for engine in ctx.engines.values():
                 engine.batcher.stop(settings.request_timeout_s)
-            ctx.executor.shutdown(wait=False, cancel_futures=True)
+            ctx.pool.shutdown()
 
     app = FastAPI(
         title="attnserve",

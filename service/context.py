@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -13,6 +11,7 @@ from starlette.requests import Request
 from .engine import Engine
 from .errors import ApiError
 from .metrics import Metrics
+from .offload import CpuPool
 from .settings import Settings
 
 T = TypeVar("T")
@@ -25,10 +24,11 @@ class Context:
     metrics: Metrics
     engines: dict[str, Engine] = field(default_factory=dict)  # set whole by load_context, before ready
     ready: bool = False
-    # tokenization and large serializations run here, never on the event loop
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="attnserve-cpu")
-    )
+    # long texts' tokenization and large serializations run here, never on the event loop
+    pool: CpuPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = CpuPool(2, self.settings.max_tokenize_queue_chars)
 
     @property
     def engine(self) -> Engine | None:
@@ -36,7 +36,11 @@ class Context:
         return next(iter(self.engines.values()), None)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        return await self.pool.run(fn, *args)
+
+    async def tokenize(self, request: Request, chars: int, fn: Callable[..., T], *args: Any) -> T:
+        """Tokenizing ``chars`` characters in the pool, admitted and bounded (offload.CpuPool.tokenize)."""
+        return await self.pool.tokenize(request, chars, self.settings.request_timeout_s, fn, *args)
 
 
 def get_context(request: Request) -> Context:

@@ -27,6 +27,10 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.headers = status, message, param, headers
 
 
+class ClientGone(Exception):
+    """The client disconnected; nothing is sent back (counted as 499)."""
+
+
 def error_response(status: int, message: str, param: str | None = None,
                    headers: dict[str, str] | None = None, path: str = "") -> Response:
     """OpenAI's shape; on the Open Inference Protocol's routes (/v2/...) that protocol's ``{"error": message}``,
@@ -59,6 +63,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.param, exc.headers, request.url.path)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         1024, ge=1, description="Sequences waiting at most; beyond it requests get 503 with Retry-After."
     )
     request_timeout_s: float = Field(30.0, gt=0, description="A request not answered by then gets 504.")
+    max_tokenize_queue_chars: int = Field(
+        8_000_000, ge=1,
+        description="Characters waiting or being tokenized in the worker pool at most (requests whose texts "
+        "have over 2,000 characters in all go there); a request that would exceed it gets 503 with Retry-After "
+        "at once (a request alone is always admitted).",
+    )
 
     # --- limits per request, enforced before anything is queued
     max_inputs_per_request: int = Field(256, ge=1, description="Texts or token lists per request.")

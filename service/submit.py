@@ -12,11 +12,7 @@ from starlette.requests import Request
 
 from .batcher import Batcher, BatcherStopped, QueueFull, SequenceExpired
 from .connections import DISCONNECTED
-from .errors import ApiError
-
-
-class ClientGone(Exception):
-    """The client disconnected; nothing is sent back."""
+from .errors import ApiError, ClientGone
 
 
 async def _disconnected(request: Request) -> None:
@@ -26,6 +22,31 @@ async def _disconnected(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def settle(outcome: asyncio.Future[str], what: str) -> None:
+    if not outcome.done():
+        outcome.set_result(what)
+
+
+async def first_of(request: Request, outcome: asyncio.Future[str], timeout_s: float) -> str:
+    """What came first: ``outcome`` resolved by the caller ("done" from its callbacks), the client gone ("gone")
+    or ``timeout_s`` passed ("timeout"). uvicorn with attnserve's protocol says when the connection drops
+    (service/connections.py); any other server, or a test transport, is watched through receive() in a task."""
+    gone = request.scope.get("extensions", {}).get(DISCONNECTED)
+    watcher = None
+    if gone is None:
+        gone = watcher = asyncio.ensure_future(_disconnected(request))
+    went = lambda _: settle(outcome, "gone")  # noqa: E731
+    gone.add_done_callback(went)
+    timer = asyncio.get_running_loop().call_later(timeout_s, settle, outcome, "timeout")
+    try:
+        return await outcome
+    finally:
+        timer.cancel()
+        gone.remove_done_callback(went)
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.ndarray], attentions: bool,
@@ -42,39 +63,21 @@ async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.n
     # client gone, the deadline. No task per request and no asyncio.wait: that was a tenth of the event loop's
     # CPU per one-sentence request. (Not gather either: a cancelled gather whose result nobody reads logs an
     # ERROR per request.)
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[str] = loop.create_future()
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     left = len(futures)
-
-    def settle(what: str) -> None:
-        if not outcome.done():
-            outcome.set_result(what)
 
     def one_done(_: asyncio.Future) -> None:
         nonlocal left
         left -= 1
         if left == 0:
-            settle("done")
+            settle(outcome, "done")
 
     for future in futures:
         future.add_done_callback(one_done)
-    # uvicorn with attnserve's protocol says when the connection drops (service/connections.py); any other
-    # server, or a test transport, is watched through receive() in a task
-    gone = request.scope.get("extensions", {}).get(DISCONNECTED)
-    watcher = None
-    if gone is None:
-        gone = watcher = asyncio.ensure_future(_disconnected(request))
-    went = lambda _: settle("gone")  # noqa: E731
-    gone.add_done_callback(went)
-    timer = loop.call_later(timeout_s, settle, "timeout")
     what = "cancelled"
     try:
-        what = await outcome
+        what = await first_of(request, outcome, timeout_s)
     finally:
-        timer.cancel()
-        gone.remove_done_callback(went)
-        if watcher is not None:
-            watcher.cancel()
         if what != "done":
             _give_up(futures)
     if what == "done":

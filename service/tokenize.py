@@ -4,11 +4,13 @@ every limit on inputs is checked here (limits.py), before anything is queued."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+from starlette.requests import Request
 from tokenizers import Tokenizer
 
 from .errors import ApiError
@@ -19,15 +21,45 @@ if TYPE_CHECKING:  # both import this module
     from .context import Context
     from .engine import Engine
 
+T = TypeVar("T")
+
 # Texts up to this many characters in all are tokenized on the event loop (~40 us for a 100-character
 # sentence): the hop to the worker pool costs more than that and, at 64 clients, waited 4-7 ms for a thread.
 INLINE_TOKENIZE_CHARS = 2_000
+
+
+# Texts go to the tokenizer this many characters at a time: an encoding holds ~150 bytes a token until it is
+# converted (truncation keeps the tokens it cuts, as overflow), and 4 MB of punctuation in one call held 600 MB
+TOKENIZE_CHUNK_CHARS = 100_000
+
+
+def chunks(items: list[T], size: Callable[[T], int]) -> Iterator[tuple[int, list[T]]]:
+    """(index of the first item, items) in order, each run of items at most TOKENIZE_CHUNK_CHARS (or one item)."""
+    start, chunk, chars = 0, [], 0
+    for i, item in enumerate(items):
+        if chunk and chars + size(item) > TOKENIZE_CHUNK_CHARS:
+            yield start, chunk
+            start, chunk, chars = i, [], 0
+        chunk.append(item)
+        chars += size(item)
+    if chunk:
+        yield start, chunk
+
+
+def _pair_chars(item: str | tuple[str, str]) -> int:
+    return len(item) if isinstance(item, str) else len(item[0]) + len(item[1])
 
 
 @dataclass
 class Encoded:
     ids: np.ndarray  # (n,) int64
     tokens: list[str] | None  # token strings when the input was text
+
+
+class TooManyTokens(ValueError):
+    def __init__(self, tokens: int, texts: int) -> None:
+        super().__init__(f"{tokens} tokens in the first {texts} texts")
+        self.tokens, self.texts = tokens, texts
 
 
 class TooLong(ValueError):
@@ -49,21 +81,33 @@ class TextTokenizer:
         self._truncating.no_padding()
         self._truncating.enable_truncation(max_length)
 
-    def details(self, texts: list[str], add_special_tokens: bool) -> list:
-        """Whole encodings (ids, token strings, offsets, special-token mask), never truncated."""
-        return self._exact.encode_batch(texts, add_special_tokens=add_special_tokens)
+    def details(self, texts: list[str], add_special_tokens: bool, max_tokens: int) -> list:
+        """Whole encodings (ids, token strings, offsets, special-token mask), never truncated; TooManyTokens as
+        soon as the texts tokenized so far hold more than ``max_tokens``."""
+        out: list = []
+        tokens = 0
+        for _, chunk in chunks(texts, len):
+            out += self._exact.encode_batch(chunk, add_special_tokens=add_special_tokens)
+            tokens += sum(len(e.ids) for e in out[-len(chunk):])
+            if tokens > max_tokens:
+                raise TooManyTokens(tokens, len(out))
+        return out
 
     def decode(self, lists: list[list[int]], skip_special_tokens: bool) -> list[str]:
         return self._exact.decode_batch(lists, skip_special_tokens=skip_special_tokens)
 
     def encode(self, texts: list[str], truncate: bool) -> list[Encoded]:
+        """Stops at the first chunk with a text past the maximum (TooLong, the first such text)."""
         tokenizer = self._truncating if truncate else self._exact
-        # one text: encode() directly, without encode_batch's hand-off to its thread pool
-        encodings = [tokenizer.encode(texts[0])] if len(texts) == 1 else tokenizer.encode_batch(texts)
-        for i, enc in enumerate(encodings):
-            if len(enc.ids) > self.max_length:
-                raise TooLong(i, len(enc.ids), self.max_length)
-        return [Encoded(np.asarray(e.ids, dtype=np.int64), list(e.tokens)) for e in encodings]
+        out: list[Encoded] = []
+        for start, chunk in chunks(texts, len):
+            # one text: encode() directly, without encode_batch's hand-off to its thread pool
+            encodings = [tokenizer.encode(chunk[0])] if len(chunk) == 1 else tokenizer.encode_batch(chunk)
+            for i, enc in enumerate(encodings, start):
+                if len(enc.ids) > self.max_length:
+                    raise TooLong(i, len(enc.ids), self.max_length)
+            out += [Encoded(np.asarray(e.ids, dtype=np.int64), list(e.tokens)) for e in encodings]
+        return out
 
     def encode_pairs(self, pairs: list[str | tuple[str, str]], truncate: bool, details: bool = False) -> list[Pair]:
         """The tokenizer's own pair encoding (its template: [CLS] a [SEP] b [SEP], types 0 then 1), as
@@ -71,13 +115,16 @@ class TextTokenizer:
         text is encoded as one (types 0). ``details``: with the token strings and each token's segment (where
         a pair's second text starts, whatever the family's token types: RoBERTa's are all 0)."""
         tokenizer = self._truncating if truncate else self._exact
-        encodings = tokenizer.encode_batch(pairs)
-        for i, enc in enumerate(encodings):
-            if len(enc.ids) > self.max_length:
-                raise TooLong(i, len(enc.ids), self.max_length)
-        return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64),
-                     list(e.tokens) if details else None, list(e.sequence_ids) if details else None)
-                for e in encodings]
+        out: list[Pair] = []
+        for start, chunk in chunks(pairs, _pair_chars):
+            encodings = tokenizer.encode_batch(chunk)
+            for i, enc in enumerate(encodings, start):
+                if len(enc.ids) > self.max_length:
+                    raise TooLong(i, len(enc.ids), self.max_length)
+            out += [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64),
+                         list(e.tokens) if details else None, list(e.sequence_ids) if details else None)
+                    for e in encodings]
+        return out
 
 
 def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
@@ -97,8 +144,8 @@ def prompt_text(engine: Engine, prompt_name: str | None, texts: bool) -> str:
 
 
 async def sequences_from(
-    ctx: Context, engine: Engine, kind: str, texts: list[str] | None, token_lists: list[list[int]] | None,
-    truncate: bool | None, prompt_name: str | None = None,
+    request: Request, ctx: Context, engine: Engine, kind: str, texts: list[str] | None,
+    token_lists: list[list[int]] | None, truncate: bool | None, prompt_name: str | None = None,
 ) -> tuple[list[np.ndarray], list[list[str]] | None]:
     """Validated token id arrays (and token strings for texts), or an ApiError naming the field. ``truncate``
     None: the route has no such option (inputs past the maximum are refused, with a hint that fits).
@@ -118,10 +165,11 @@ async def sequences_from(
             raise ApiError(422, f"{kind}: this model's bundle has no tokenizer; send token ids instead", kind)
         started = time.perf_counter()
         try:
-            if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            chars = sum(map(len, texts))
+            if chars <= INLINE_TOKENIZE_CHARS:
                 encoded = tokenizer.encode(texts, bool(truncate))
             else:
-                encoded = await ctx.offload(tokenizer.encode, texts, bool(truncate))
+                encoded = await ctx.tokenize(request, chars, tokenizer.encode, texts, bool(truncate))
         except TooLong as exc:
             raise ApiError(422, too_long_message(kind, exc.index, exc.length, exc.limit, truncate is not None),
                            f"{kind}[{exc.index}]") from None
@@ -132,8 +180,8 @@ async def sequences_from(
     return sequences, strings
 
 
-async def pairs_from(ctx: Context, engine: Engine, kind: str, pairs: list[str | tuple[str, str]],
-                     truncate: bool, details: bool = False) -> list[Pair]:
+async def pairs_from(request: Request, ctx: Context, engine: Engine, kind: str,
+                     pairs: list[str | tuple[str, str]], truncate: bool, details: bool = False) -> list[Pair]:
     """Validated pair encodings for a cross-encoder or a pair classifier; ``kind`` names the request's field.
     Every text is checked as on /encode, and the pairs' tokens count against max_tokens_per_request.
     ``details``: with token strings and segments (TextTokenizer.encode_pairs)."""
@@ -152,7 +200,7 @@ async def pairs_from(ctx: Context, engine: Engine, kind: str, pairs: list[str | 
         if chars <= INLINE_TOKENIZE_CHARS:
             encoded = tokenizer.encode_pairs(pairs, truncate, details)
         else:
-            encoded = await ctx.offload(tokenizer.encode_pairs, pairs, truncate, details)
+            encoded = await ctx.tokenize(request, chars, tokenizer.encode_pairs, pairs, truncate, details)
     except TooLong as exc:
         raise ApiError(422, too_long_message(kind, exc.index, exc.length, exc.limit, True),
                        f"{kind}[{exc.index}]") from None

@@ -40,8 +40,8 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
         attention_selection(body.attention_layers, body.attention_heads, bundle) if body.return_attentions
         else ([], None)
     )
-    sequences, strings = await sequences_from(ctx, engine, kind, body.texts, body.tokens, body.truncate,
-                                              body.prompt_name)
+    sequences, strings = await sequences_from(request, ctx, engine, kind, body.texts, body.tokens,
+                                              body.truncate, body.prompt_name)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, settings)
     try:

@@ -38,7 +38,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         token_lists = [body.input]  # type: ignore[list-item]
     else:
         token_lists = body.input  # type: ignore[assignment]
-    sequences, _ = await sequences_from(ctx, engine, "input", texts, token_lists, truncate=None,
+    sequences, _ = await sequences_from(request, ctx, engine, "input", texts, token_lists, truncate=None,
                                         prompt_name=body.prompt_name)
     try:
         results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)

@@ -42,7 +42,8 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     items: list[str | tuple[str, str]] = list(body.texts)
     layers, heads = (attention_selection(body.attention_layers, body.attention_heads, engine.bundle)
                      if body.return_attentions else ([], None))
-    sequences = await pairs_from(ctx, engine, "texts", items, body.truncate, details=body.return_attentions)
+    sequences = await pairs_from(request, ctx, engine, "texts", items, body.truncate,
+                                 details=body.return_attentions)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
     try:
@@ -83,7 +84,7 @@ async def rerank(body: RerankRequest, request: Request) -> Response:
     ctx, engine = get_engine(request, body.model, ("rerank",), "/rerank")
     task = engine.bundle.task
     documents = body.document_texts
-    sequences = await pairs_from(ctx, engine, "documents" if body.documents is not None else "texts",
+    sequences = await pairs_from(request, ctx, engine, "documents" if body.documents is not None else "texts",
                                  [(body.query, d) for d in documents], body.truncate)
     try:
         results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)

@@ -15,7 +15,7 @@ from ..errors import ApiError
 from ..limits import check_inputs, token_arrays
 from ..respond import json_response
 from ..schemas import DecodeRequest, TokenizeRequest
-from ..tokenize import INLINE_TOKENIZE_CHARS, prompt_text
+from ..tokenize import INLINE_TOKENIZE_CHARS, TooManyTokens, prompt_text
 from .encode import ERRORS
 
 router = APIRouter()
@@ -39,14 +39,17 @@ async def tokenize(body: TokenizeRequest, request: Request) -> Response:
     check_inputs("inputs", len(texts), texts, ctx.settings)
     prompt = prompt_text(engine, body.prompt_name, True)
     full = [prompt + t for t in texts]
-    if sum(map(len, full)) <= INLINE_TOKENIZE_CHARS:
-        encodings = tokenizer.details(full, body.add_special_tokens)
-    else:
-        encodings = await ctx.offload(tokenizer.details, full, body.add_special_tokens)
-    total = sum(len(e.ids) for e in encodings)
-    if total > ctx.settings.max_tokens_per_request:
-        raise ApiError(422, f"inputs: {total} tokens in all; at most {ctx.settings.max_tokens_per_request} per "
-                            "request (max_tokens_per_request)", "inputs")
+    chars = sum(map(len, full))
+    limit = ctx.settings.max_tokens_per_request
+    try:
+        if chars <= INLINE_TOKENIZE_CHARS:
+            encodings = tokenizer.details(full, body.add_special_tokens, limit)
+        else:
+            encodings = await ctx.tokenize(request, chars, tokenizer.details, full, body.add_special_tokens, limit)
+    except TooManyTokens as exc:
+        counted = "in all" if exc.texts == len(full) else f"in the first {exc.texts} of {len(full)} texts"
+        raise ApiError(422, f"inputs: {exc.tokens} tokens {counted}; at most {limit} per request "
+                            "(max_tokens_per_request)", "inputs") from None
     shift = len(prompt)
 
     def token(e: Any, k: int) -> dict[str, Any]:
@@ -58,7 +61,7 @@ async def tokenize(body: TokenizeRequest, request: Request) -> Response:
                 "start": start - shift if inside else None, "stop": stop - shift if inside else None}
 
     return await json_response(ctx, lambda: [[token(e, k) for k in range(len(e.ids))] for e in encodings],
-                               5 * total)
+                               5 * sum(len(e.ids) for e in encodings))
 
 
 @router.post("/decode", responses=ERRORS)

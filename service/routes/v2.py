@@ -164,7 +164,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     except ProtocolError as exc:
         raise ApiError(400, str(exc)) from None
     kind = "text" if texts is not None else "input_ids"
-    sequences, _ = await sequences_from(ctx, engine, kind, texts, token_lists, truncate)
+    sequences, _ = await sequences_from(request, ctx, engine, kind, texts, token_lists, truncate)
     wants_attention = "attentions" in outputs
     bundle = engine.bundle
     longest = max(len(s) for s in sequences)
