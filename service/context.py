@@ -28,7 +28,7 @@ class Context:
     pool: CpuPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pool = CpuPool(2, self.settings.max_tokenize_queue_chars)
+        self.pool = CpuPool(2, self.settings.max_tokenize_queue_chars, self.metrics.tokenize_chars)
 
     @property
     def engine(self) -> Engine | None:

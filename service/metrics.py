@@ -22,6 +22,9 @@ class Metrics:
                                          ["route", "model"], buckets=_LATENCY, registry=r)
         self.tokenize_seconds = Histogram("attnserve_tokenize_duration_seconds", "Tokenization per request",
                                           buckets=_LATENCY, registry=r)
+        self.tokenize_chars = Gauge("attnserve_tokenize_queue_chars",
+                                    "Characters admitted to the worker pool's tokenizing, waiting or running",
+                                    registry=r)
         # per model (several models may be served): the batch-level series carry a `model` label
         m = ["model"]
         self.queue_seconds = Histogram("attnserve_queue_duration_seconds", "Wait from queueing to batch start", m,

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from prometheus_client import Gauge
 from starlette.requests import Request
 
 from .connections import hung_up
@@ -21,9 +22,9 @@ T = TypeVar("T")
 
 
 class CpuPool:
-    def __init__(self, threads: int, max_chars: int) -> None:
+    def __init__(self, threads: int, max_chars: int, gauge: Gauge | None = None) -> None:
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attnserve-cpu")
-        self.max_chars = max_chars
+        self.max_chars, self.gauge = max_chars, gauge
         self.chars = 0  # characters admitted whose tokenizing has not finished (waiting or running)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -34,14 +35,14 @@ class CpuPool:
         """``fn(*args)`` in the pool, counted as ``chars`` characters until it finishes. A request alone is
         always admitted; one that would take the characters admitted past ``max_chars`` gets 503. The wait ends
         at the client's disconnect (ClientGone) or after ``timeout_s`` (504); work not started then never runs."""
+        if hung_up(request.scope):  # the client sent its body and left: nothing to run for
+            raise ClientGone()
         if self.chars and self.chars + chars > self.max_chars:
             raise ApiError(503, f"the server is at capacity ({self.chars} characters are waiting to be tokenized; "
                                 f"at most {self.max_chars}, max_tokenize_queue_chars); retry shortly", None,
                            {"Retry-After": "1"})
-        if hung_up(request.scope):  # the client sent its body and left: nothing to run for
-            raise ClientGone()
         loop = asyncio.get_running_loop()
-        self.chars += chars
+        self._count(chars)
         job = self.executor.submit(fn, *args)
         job.add_done_callback(lambda _: self._release(loop, chars))  # finished, failed or cancelled
         waiting = asyncio.wrap_future(job)  # cancelling it cancels the job if it has not started
@@ -51,8 +52,13 @@ class CpuPool:
         try:
             what = await first_of(request, outcome, timeout_s)
         finally:
+            # a job not started is cancelled now (through ``waiting`` it would be on the loop's next turn, when
+            # a thread may have taken it); one already running finishes and its result is dropped; one that has
+            # just failed is read, so that asyncio logs nothing
             if what != "done":
-                waiting.cancel()  # a job already running finishes; its result is dropped unread
+                job.cancel()
+                if not waiting.cancel() and not waiting.cancelled():
+                    waiting.exception()
         if what == "done":
             return waiting.result()
         if what == "gone":
@@ -61,11 +67,16 @@ class CpuPool:
 
     def _release(self, loop: asyncio.AbstractEventLoop, chars: int) -> None:
         def release() -> None:
-            self.chars -= chars
+            self._count(-chars)
 
         # from the job's own thread, or the loop's when it is cancelled; a closed loop admits nothing any more
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(release)
+
+    def _count(self, chars: int) -> None:
+        self.chars += chars
+        if self.gauge is not None:
+            self.gauge.set(self.chars)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -82,3 +82,17 @@ def test_minilm_offsets_point_into_the_text(minilm_client: TestClient, minilm_bu
     ids = [t["id"] for t in tokens]
     # tokenizers' own decoding, as TEI's /decode (no clean-up of spaces around punctuation)
     assert minilm_client.post("/decode", json={"ids": ids}).json() == [_tokenizer(minilm_bundle).decode(ids)]
+
+
+def test_tokenize_stops_once_the_request_is_past_its_token_limit(tiny_client: TestClient, tiny_bundle: Path) -> None:
+    """Texts are tokenized in chunks and the first chunk past max_tokens_per_request ends the work: the refusal
+    counts the tokens of the texts tokenized so far."""
+    texts = ["ab " * 6_000] * 40  # 720,000 characters; each text 6,002 tokens with its special tokens
+    per_text = len(_tokenizer(tiny_bundle).encode(texts[0]).ids)
+    r = tiny_client.post("/tokenize", json={"inputs": texts})
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    done = int(message.split("in the first ")[1].split(" of 40 texts")[0])
+    assert done * per_text > 32_768 and done < 40, message
+    assert message.startswith(f"inputs: {done * per_text} tokens in the first {done} of 40 texts; at most 32768"), \
+        message

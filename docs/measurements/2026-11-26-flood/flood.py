@@ -1,8 +1,9 @@
 """Texts that are cheap to send and dear to tokenize: attackers post bodies at the size limit (texts of one
-punctuation mark repeated, the slowest text per byte for the BERT tokenizer measured: ~4 s of CPU per 4 MB) and hang
-up without reading (MODE hangup) or wait for the answer (MODE wait); meanwhile one legitimate client sends a short text (tokenized on the loop) and a 3,000-character
-text (tokenized in the worker pool). Prints the client's latencies without and with the flood, and the server's CPU
-after the attackers stop (work left over for requests nobody waits for).
+punctuation mark repeated, the slowest text per byte for the BERT tokenizer measured: ~4 s of CPU per 4 MB) and
+hang up without reading (MODE hangup) or wait for the answer (MODE wait); meanwhile one legitimate client sends a
+short text (tokenized on the loop) and a 3,000-character text (tokenized in the worker pool). Prints the client's
+latencies without and with the flood, the server's memory, and its CPU after the attackers stop (work left over
+for requests nobody waits for).
 
     PYTHONPATH=. python docs/measurements/2026-11-26-flood/flood.py build/minilm 8131 [ATTACKERS] [SECONDS] [MODE]
 """
