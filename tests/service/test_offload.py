@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from service.connections import DISCONNECTED
 from service.errors import ApiError, ClientGone
-from service.offload import CpuPool
+from service.offload import BULK_CHARS, CpuPool
 
 
 def in_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
@@ -155,3 +155,17 @@ async def test_running_work_counts_until_it_finishes_and_its_failure_is_read(poo
     await settled(pool)
     assert pool.chars == 0
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@in_loop
+async def test_a_few_thousand_characters_never_wait_behind_megabytes(pool: CpuPool) -> None:
+    gate = Gate()
+    loop = asyncio.get_running_loop()
+    pool.max_chars = 10**9
+    bulk = [loop.create_task(pool.tokenize(request_with(None), BULK_CHARS + 1, 10, gate.job, f"bulk{i}"))
+            for i in range(3)]
+    await asyncio.sleep(0.05)
+    small = await asyncio.wait_for(pool.tokenize(request_with(None), 3_000, 10, lambda: "small"), 5)
+    assert small == "small" and gate.ran == []  # answered while every bulk job still waited
+    gate.open.set()
+    assert await asyncio.gather(*bulk) == ["bulk0", "bulk1", "bulk2"]
