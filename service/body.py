@@ -89,7 +89,8 @@ class BodyReader:
                 if isinstance(read, bytes):
                     body = read
                     json_part = body[: int(json_length)] if json_length and json_length.isdigit() else body
-                    refusal = await self._refuse_body(json_part)
+                    if not hung_up(scope):  # else not even counted
+                        refusal = await self._refuse_body(json_part)
                 else:
                     refusal = read
         if hung_up(scope):
