@@ -37,10 +37,12 @@ def hung_up(scope: dict[str, Any]) -> bool:
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """Per connection: a deadline for the headers, a cap on their size, and a cap on connections."""
+    """Per connection: a deadline for the headers, a cap on their size, a cap on connections, and a deadline for
+    a client that stops reading its answer."""
 
     max_header_bytes = 16384
     header_timeout_s = 10.0
+    send_timeout_s = 30.0
     max_connections = 512
     shutdown_grace_s = 1.0
 
@@ -53,6 +55,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._shutting_down = False
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -63,6 +66,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_send_timer()
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         if self.cycle is not None and not self.cycle.response_complete:
@@ -151,6 +155,27 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_headers = True  # the next request's headers, if the connection is kept alive
         self._raw_header_bytes = 0
 
+    def pause_writing(self) -> None:
+        """The client has not read what was written (the write buffer is past its high-water mark): it has
+        ``send_timeout_s`` to read on. A client that asks for a large answer and never reads it held that answer
+        (an attention response: ~60 MB) for as long as it kept the connection open."""
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.send_timeout_s, self._not_reading)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_send_timer()
+
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _not_reading(self) -> None:
+        self._send_timer = None
+        self.transport.abort()  # the unsent answer is dropped; connection_lost follows (the route's sends return)
+
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
@@ -170,7 +195,7 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
     """The one place the server's connection bounds are set, for `attnserve serve` and in-process tests."""
     protocol = type("Protocol", (BoundedHttpProtocol,), {
         "max_header_bytes": settings.max_header_bytes, "header_timeout_s": settings.header_timeout_s,
-        "max_connections": settings.max_connections,
+        "send_timeout_s": settings.send_timeout_s, "max_connections": settings.max_connections,
     })
     return uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Time to receive a request's whole body once its headers are in; then 408."
     )
     keep_alive_timeout_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this.")
+    send_timeout_s: float = Field(
+        30.0, gt=0,
+        description="Time a client may leave its answer unread once the server's write buffer is full; then the "
+        "connection is dropped with what was not sent.",
+    )
 
     @field_validator("model", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ import pytest
 from tests.service.conftest import Server, running_server
 
 # Short enough that the slow-client tests finish in seconds; the defaults are in the README.
-HOSTILE_SETTINGS = {"header_timeout_s": 1, "body_timeout_s": 2, "keep_alive_timeout_s": 1,
+HOSTILE_SETTINGS = {"header_timeout_s": 1, "body_timeout_s": 2, "keep_alive_timeout_s": 1, "send_timeout_s": 2,
                     "max_header_bytes": 8192, "max_connections": 48}
 
 

@@ -4,6 +4,7 @@ this server (header 1 s, body 2 s, keep-alive 1 s), and the number of connection
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 
@@ -80,3 +81,28 @@ def test_connections_past_the_limit_are_closed_at_once(tiny_server: Server) -> N
             sock.close()
     time.sleep(0.3)
     assert httpx.get(f"{tiny_server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_client_that_never_reads_its_large_answer_is_dropped(tiny_server: Server) -> None:
+    """A large answer (token embeddings: ~20 MB of JSON) to a client that stops reading is held only
+    send_timeout_s: then the connection is dropped with the rest of the answer, which used to stay in memory for
+    as long as the client kept the connection open."""
+    body = (b'{"tokens": [' + b",".join([b"[" + b",".join([b"7"] * 128) + b"]"] * 256)
+            + b'], "return_token_embeddings": true}')
+    head = (b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(body))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+    with contextlib.closing(sock):
+        sock.connect(("127.0.0.1", tiny_server.port))
+        sock.sendall(head + body)
+        time.sleep(HOSTILE_SETTINGS["send_timeout_s"] + MARGIN_S + 2)  # answer computed, then left unread
+        got, started = b"", time.monotonic()
+        sock.settimeout(5)
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            while chunk := sock.recv(1 << 20):
+                got += chunk
+        took = time.monotonic() - started
+    length = int(re.search(rb"content-length: (\d+)", got, re.I).group(1))
+    assert length > 10_000_000 and len(got) < length / 2, (length, len(got))  # the rest was dropped
+    assert took < 4, took
