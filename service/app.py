@@ -67,5 +67,5 @@ def create_app(settings: Settings) -> FastAPI:
                        timeout_s=settings.body_timeout_s)
     app.add_middleware(ApiKeys, keys=settings.api_keys)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestMetrics, metrics=ctx.metrics)
+    app.add_middleware(RequestMetrics, metrics=ctx.metrics, answers=ctx.answers)
     return app

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from .answers import AnswerBudget
 from .engine import Engine
 from .errors import ApiError
 from .metrics import Metrics
@@ -26,9 +27,11 @@ class Context:
     ready: bool = False
     # long texts' tokenization and large serializations run here, never on the event loop
     pool: CpuPool = field(init=False)
+    answers: AnswerBudget = field(init=False)
 
     def __post_init__(self) -> None:
         self.pool = CpuPool(2, self.settings.max_tokenize_queue_chars, self.metrics.tokenize_chars)
+        self.answers = AnswerBudget(self.settings.max_answer_values, self.metrics.answer_values)
 
     @property
     def engine(self) -> Engine | None:

@@ -22,6 +22,8 @@ class Metrics:
                                          ["route", "model"], buckets=_LATENCY, registry=r)
         self.tokenize_seconds = Histogram("attnserve_tokenize_duration_seconds", "Tokenization per request",
                                           buckets=_LATENCY, registry=r)
+        self.answer_values = Gauge("attnserve_answer_values",
+                                   "Numbers in large answers being computed or sent (max_answer_values)", registry=r)
         self.tokenize_chars = Gauge("attnserve_tokenize_queue_chars",
                                     "Characters admitted to the worker pool's tokenizing, waiting or running",
                                     registry=r)

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .answers import AnswerBudget
 from .context import MODEL_KEY
 from .metrics import Metrics
 
@@ -39,10 +40,11 @@ class SecurityHeaders:
 
 class RequestMetrics:
     """Counts requests by route, status and model and times them; unknown paths share one label. The model is
-    the one the route resolved (`context.served_model`), read from the request's state once it is answered."""
+    the one the route resolved (`context.served_model`), read from the request's state once it is answered.
+    Being outermost, it also gives back the request's answer budget (answers.py) once the answer is sent."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: Metrics, answers: AnswerBudget | None = None) -> None:
+        self.app, self.metrics, self.answers = app, metrics, answers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,6 +63,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            if self.answers is not None:  # the answer is sent or dropped: its numbers are given back
+                self.answers.release_held(scope)
             model = scope.get("state", {}).get(MODEL_KEY, "")
             self.metrics.requests.labels(route, str(status["code"]), model).inc()
             self.metrics.request_seconds.labels(route, model).observe(time.perf_counter() - started)

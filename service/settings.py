@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         "full-length MiniLM input with every layer and head.",
     )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Request body size in bytes (413 beyond).")
+    max_answer_values: int = Field(
+        32_000_000, ge=1,
+        description="Numbers in large answers (attentions, token embeddings, tensors; over 50,000 numbers each) "
+        "being computed or sent at once; a request that would pass it gets 503 with Retry-After at once (a "
+        "request alone is always admitted).",
+    )
     max_json_values: int = Field(
         65_536, ge=1024,
         description="JSON values (numbers, strings, lists, objects) in one body, counted before parsing (413 beyond): "

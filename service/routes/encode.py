@@ -44,6 +44,13 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
                                               body.truncate, body.prompt_name)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, settings)
+    pooling = body.pooling or bundle.pooling
+    total = sum(len(s) for s in sequences)
+    values = (len(sequences) if pooling != "none" and not sparse else 0) * bundle.dimensions
+    values += total * bundle.dimensions if body.return_token_embeddings else 0
+    if body.return_attentions:
+        values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
+    ctx.answers.reserve(request.scope, values)  # a sparse answer: top-k entries a text, never large
     try:
         results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,
                                       settings.request_timeout_s,
@@ -51,14 +58,8 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     except ClientGone:
         return Response(status_code=499)
 
-    pooling = body.pooling or bundle.pooling
     normalize = bundle.normalize if body.normalize is None else body.normalize
-    total = sum(len(s) for s in sequences)
     base64 = body.encoding_format == "base64"
-    values = (len(results) if pooling != "none" else 0) * bundle.dimensions
-    values += total * bundle.dimensions if body.return_token_embeddings else 0
-    if body.return_attentions:
-        values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
 
     if sparse:
         values = sum(len(r.sparse[0]) if r.sparse else 0 for r in results) * 2

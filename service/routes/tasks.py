@@ -46,6 +46,8 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
                                  details=body.return_attentions)
     if body.return_attentions:
         check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
+        ctx.answers.reserve(request.scope, sum(len(s) ** 2 for s in sequences) * len(layers)
+                            * (len(heads) if heads else 1))
     try:
         results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,
                                       ctx.settings.request_timeout_s,

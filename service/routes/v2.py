@@ -169,6 +169,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     bundle = engine.bundle
     longest = max(len(s) for s in sequences)
     values = _padded_values(len(sequences), longest, outputs, engine, ctx.settings)
+    ctx.answers.reserve(request.scope, values)
     try:
         results = await run_sequences(request, engine.batcher, sequences, wants_attention,
                                       ctx.settings.request_timeout_s)

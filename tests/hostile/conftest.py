@@ -82,3 +82,13 @@ def raw_request(server: Server, head: bytes, body: bytes = b"") -> bytes:
             sock.sendall(head + body)
         data, _ = read_until_closed(sock, 15)
     return data
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """The sum of a series over the label values not given."""
+    total = 0.0
+    for line in httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines():
+        match = re.match(rf"{name}(?:{{(.*)}})? (\S+)$", line)
+        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            total += float(match.group(2))
+    return total

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +16,7 @@ import pytest
 
 from tests.service.conftest import Server, running_server
 
-from .conftest import HOSTILE_SETTINGS, assert_healthy, connect
-
-
-def metric(server: Server, name: str, **labels: str) -> float:
-    """The sum of a series over the label values not given."""
-    total = 0.0
-    for line in httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines():
-        match = re.match(rf"{name}(?:{{(.*)}})? (\S+)$", line)
-        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
+from .conftest import HOSTILE_SETTINGS, assert_healthy, connect, metric
 
 
 def test_a_request_whose_client_leaves_after_a_large_body_is_never_run(tiny_server: Server) -> None:

@@ -1,5 +1,6 @@
 """Slow and idle clients: connections that never finish a request are closed after the timeouts set for
-this server (header 1 s, body 2 s, keep-alive 1 s), and the number of connections is bounded."""
+this server (header 1 s, body 2 s, keep-alive 1 s), and the number of connections is bounded; clients that stop
+reading their answers are dropped after send_timeout_s (2 s), and what their answers hold is bounded."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import contextlib
 import re
 import socket
 import time
+from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.service.conftest import Server, running_server
 
-from .conftest import HOSTILE_SETTINGS, connect, read_until_closed, status_of
+from .conftest import HOSTILE_SETTINGS, assert_healthy, connect, metric, read_until_closed, status_of
 
 MARGIN_S = 2.0  # scheduling slack on a busy 2-core machine
 
@@ -106,3 +108,38 @@ def test_a_client_that_never_reads_its_large_answer_is_dropped(tiny_server: Serv
     length = int(re.search(rb"content-length: (\d+)", got, re.I).group(1))
     assert length > 10_000_000 and len(got) < length / 2, (length, len(got))  # the rest was dropped
     assert took < 4, took
+
+
+def test_large_answers_to_clients_that_do_not_read_are_bounded_by_max_answer_values(
+        tiny_bundle: Path, tmp_path: Path) -> None:
+    """Each asks for ~2.1 million numbers and reads nothing: one is answered, the others get 503 at once instead
+    of holding ~20 MB each; the numbers are given back when the unread answer is dropped (send_timeout_s)."""
+    body = (b'{"tokens": [' + b",".join([b"[" + b",".join([b"7"] * 128) + b"]"] * 256)
+            + b'], "return_token_embeddings": true}')
+    head = (b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(body))
+    with running_server(tiny_bundle, tmp_path / "server.log", max_answer_values=3_000_000,
+                        **HOSTILE_SETTINGS) as server:
+        socks = []
+        try:
+            for _ in range(5):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(head + body)
+                socks.append(sock)
+            statuses = []
+            for sock in socks:
+                sock.settimeout(10)
+                statuses.append(status_of(sock.recv(64)))
+            held = metric(server, "attnserve_answer_values")
+            assert sorted(statuses) == [200, 503, 503, 503, 503], statuses
+            assert 2_000_000 < held <= 3_000_000, held
+            deadline = time.monotonic() + HOSTILE_SETTINGS["send_timeout_s"] + MARGIN_S + 3
+            while metric(server, "attnserve_answer_values") != 0:
+                assert time.monotonic() < deadline, "the unread answer's numbers were never given back"
+                time.sleep(0.2)
+        finally:
+            for sock in socks:
+                sock.close()
+        assert_healthy(server)
