@@ -40,6 +40,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         token_lists = body.input  # type: ignore[assignment]
     sequences, _ = await sequences_from(request, ctx, engine, "input", texts, token_lists, truncate=None,
                                         prompt_name=body.prompt_name)
+    ctx.answers.reserve(request.scope, len(sequences) * bundle.dimensions)
     try:
         results = await run_sequences(request, engine.batcher, sequences, False, ctx.settings.request_timeout_s)
     except ClientGone:
