@@ -124,13 +124,15 @@ def attention_selection(layers: list[int] | None, heads: list[int] | str | None,
     return chosen_layers, chosen_heads
 
 
-def check_attention_values(sequences: list[np.ndarray], n_layers: int, n_heads: int, settings: Settings) -> None:
+def check_attention_values(sequences: list[np.ndarray], n_layers: int, n_heads: int, settings: Settings) -> int:
+    """The attention values the answer will hold, once they are known to be within max_attention_values."""
     values = sum(len(s) ** 2 for s in sequences) * n_layers * n_heads
     if values > settings.max_attention_values:
         raise ApiError(422, f"return_attentions: this response would hold {values} attention values; at most "
                             f"{settings.max_attention_values} (max_attention_values). Ask for fewer "
                             "attention_layers or attention_heads (or \"mean\"), or shorter inputs",
                        "return_attentions")
+    return values
 
 
 def check_sparse_options(body: EncodeRequest, sparse: bool, model: str) -> None:

@@ -42,14 +42,12 @@ async def encode(body: EncodeRequest, request: Request) -> Response:
     )
     sequences, strings = await sequences_from(request, ctx, engine, kind, body.texts, body.tokens,
                                               body.truncate, body.prompt_name)
-    if body.return_attentions:
-        check_attention_values(sequences, len(layers), len(heads) if heads else 1, settings)
+    values = (check_attention_values(sequences, len(layers), len(heads) if heads else 1, settings)
+              if body.return_attentions else 0)
     pooling = body.pooling or bundle.pooling
     total = sum(len(s) for s in sequences)
-    values = (len(sequences) if pooling != "none" and not sparse else 0) * bundle.dimensions
+    values += (len(sequences) if pooling != "none" and not sparse else 0) * bundle.dimensions
     values += total * bundle.dimensions if body.return_token_embeddings else 0
-    if body.return_attentions:
-        values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
     ctx.answers.reserve(request.scope, values)  # a sparse answer: top-k entries a text, never large
     try:
         results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,

@@ -44,10 +44,9 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
                      if body.return_attentions else ([], None))
     sequences = await pairs_from(request, ctx, engine, "texts", items, body.truncate,
                                  details=body.return_attentions)
-    if body.return_attentions:
-        check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
-        ctx.answers.reserve(request.scope, sum(len(s) ** 2 for s in sequences) * len(layers)
-                            * (len(heads) if heads else 1))
+    attention_values = (check_attention_values(sequences, len(layers), len(heads) if heads else 1, ctx.settings)
+                        if body.return_attentions else 0)
+    ctx.answers.reserve(request.scope, attention_values)
     try:
         results = await run_sequences(request, engine.batcher, sequences, body.return_attentions,
                                       ctx.settings.request_timeout_s,
@@ -71,10 +70,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
         answer["usage"] = {"prompt_tokens": total, "total_tokens": total}
         return answer
 
-    values = len(results) * top_k
-    if body.return_attentions:
-        values += sum(len(s) ** 2 for s in sequences) * len(layers) * (len(heads) if heads else 1)
-    return await json_response(ctx, build, values)
+    return await json_response(ctx, build, len(results) * top_k + attention_values)
 
 
 @router.post("/rerank", responses=_ERRORS)
