@@ -12,7 +12,9 @@ from prometheus_client import Gauge
 
 from .errors import ApiError
 
-SMALL_ANSWER = 50_000  # numbers; answers up to this are not counted (respond.OFFLOAD_VALUES builds them inline)
+# numbers; an answer up to this is built and serialized on the event loop (respond.json_response) and is not
+# counted here; a larger one goes to the worker pool and holds part of the budget
+SMALL_ANSWER = 50_000
 HELD = "attnserve.answer_values"  # in the request's state: the numbers this request holds
 
 

@@ -12,12 +12,12 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .answers import SMALL_ANSWER
 from .context import Context
 from .pool import b64, pooled_vector
 from .runtime import SequenceResult
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-OFFLOAD_VALUES = 50_000  # responses larger than this many numbers serialize off the event loop
 
 
 CHUNK_VALUES = 262_144  # numbers per orjson call when serializing a big body (~10 ms each)
@@ -78,7 +78,7 @@ async def json_response(ctx: Context, build: Callable[[], dict[str, Any]], value
     """Builds the body (pooling, selection, base64) and serializes it: on the event loop when small, else in the
     worker pool, in pieces, so that neither step holds the loop for long."""
     started = time.perf_counter()
-    if values > OFFLOAD_VALUES:
+    if values > SMALL_ANSWER:  # serialized off the event loop
         response: Response = Chunks(await ctx.offload(lambda: body_chunks(build())))
     else:
         response = Response(orjson.dumps(build(), option=JSON_OPTIONS), media_type="application/json")

@@ -15,12 +15,13 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from ..answers import SMALL_ANSWER
 from ..context import get_context, loaded_context, served_model
 from ..engine import Engine
 from ..errors import ApiError
 from ..kserve import HEADER, ProtocolError, Tensor, read_request, requested_outputs, write_response
 from ..pool import pooled_vector
-from ..respond import OFFLOAD_VALUES, Chunks
+from ..respond import Chunks
 from ..settings import Settings
 from ..submit import ClientGone, run_sequences
 from ..tokenize import sequences_from
@@ -188,7 +189,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
             head["id"] = header["id"]
         return write_response(head, [(o, arrays[o]()) for o in outputs], outputs)
 
-    pieces, json_length = await ctx.offload(build) if values > OFFLOAD_VALUES else build()
+    pieces, json_length = await ctx.offload(build) if values > SMALL_ANSWER else build()
     if json_length is None:
         return Chunks(pieces, "application/json")
     return Chunks(pieces, "application/octet-stream", {"Inference-Header-Content-Length": str(json_length)})
