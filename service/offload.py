@@ -56,22 +56,19 @@ class CpuPool:
         waiting = asyncio.wrap_future(job)  # cancelling it cancels the job if it has not started
         outcome: asyncio.Future[str] = loop.create_future()
         waiting.add_done_callback(lambda _: settle(outcome, "done"))
-        what = "cancelled"
+        done = False
         try:
-            what = await first_of(request, outcome, timeout_s)
+            await first_of(request, outcome, timeout_s)
+            done = True
         finally:
             # a job not started is cancelled now (through ``waiting`` it would be on the loop's next turn, when
             # a thread may have taken it); one already running finishes and its result is dropped; one that has
             # just failed is read, so that asyncio logs nothing
-            if what != "done":
+            if not done:
                 job.cancel()
                 if not waiting.cancel() and not waiting.cancelled():
                     waiting.exception()
-        if what == "done":
-            return waiting.result()
-        if what == "gone":
-            raise ClientGone()
-        raise ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
+        return waiting.result()
 
     def _release(self, loop: asyncio.AbstractEventLoop, chars: int) -> None:
         def release() -> None:

@@ -29,10 +29,15 @@ def settle(outcome: asyncio.Future[str], what: str) -> None:
         outcome.set_result(what)
 
 
-async def first_of(request: Request, outcome: asyncio.Future[str], timeout_s: float) -> str:
-    """What came first: ``outcome`` resolved by the caller ("done" from its callbacks), the client gone ("gone")
-    or ``timeout_s`` passed ("timeout"). uvicorn with attnserve's protocol says when the connection drops
-    (service/connections.py); any other server, or a test transport, is watched through receive() in a task."""
+def too_late(timeout_s: float) -> ApiError:
+    return ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
+
+
+async def first_of(request: Request, outcome: asyncio.Future[str], timeout_s: float) -> None:
+    """Returns once ``outcome`` is resolved by the caller's callbacks ("done"); raises ClientGone when the client
+    leaves first, the 504 when ``timeout_s`` passes first. uvicorn with attnserve's protocol says when the
+    connection drops (service/connections.py); any other server, or a test transport, is watched through
+    receive() in a task."""
     gone = request.scope.get("extensions", {}).get(DISCONNECTED)
     watcher = None
     if gone is None:
@@ -41,12 +46,16 @@ async def first_of(request: Request, outcome: asyncio.Future[str], timeout_s: fl
     gone.add_done_callback(went)
     timer = asyncio.get_running_loop().call_later(timeout_s, settle, outcome, "timeout")
     try:
-        return await outcome
+        what = await outcome
     finally:
         timer.cancel()
         gone.remove_done_callback(went)
         if watcher is not None:
             watcher.cancel()
+    if what == "gone":
+        raise ClientGone()
+    if what == "timeout":
+        raise too_late(timeout_s)
 
 
 async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.ndarray], attentions: bool,
@@ -74,22 +83,19 @@ async def run_sequences(request: Request, batcher: Batcher, sequences: list[np.n
 
     for future in futures:
         future.add_done_callback(one_done)
-    what = "cancelled"
+    done = False
     try:
-        what = await first_of(request, outcome, timeout_s)
+        await first_of(request, outcome, timeout_s)
+        done = True
     finally:
-        if what != "done":
+        if not done:
             _give_up(futures)
-    if what == "done":
-        errors = [f.exception() for f in futures]
-        if any(isinstance(e, SequenceExpired) for e in errors):
-            raise ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
-        if any(e is not None for e in errors):
-            raise ApiError(500, "inference failed for this input; the server log has the details")
-        return [f.result() for f in futures]
-    if what == "gone":
-        raise ClientGone()
-    raise ApiError(504, f"the request was not answered within {timeout_s:g} s (request_timeout_s)")
+    errors = [f.exception() for f in futures]
+    if any(isinstance(e, SequenceExpired) for e in errors):
+        raise too_late(timeout_s)
+    if any(e is not None for e in errors):
+        raise ApiError(500, "inference failed for this input; the server log has the details")
+    return [f.result() for f in futures]
 
 
 def _give_up(futures: list[asyncio.Future]) -> None:
