@@ -37,7 +37,11 @@ def _types() -> Any:
 
 def native_bf16() -> tuple[bool, str]:
     """Whether this CPU computes bf16 itself (AMX or AVX512-BF16), as OpenVINO's CPU plugin reports it."""
-    capabilities = [str(c) for c in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    try:
+        core = openvino_core()
+    except BundleError as exc:  # no openvino, no bf16: the reason says what to install
+        return False, str(exc)
+    capabilities = [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
     return "BF16" in capabilities, f"OpenVINO's CPU capabilities are {', '.join(capabilities)}"
 
 
