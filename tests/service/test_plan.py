@@ -24,9 +24,13 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (CPU, 1, ALL, {}, Plan(CPU, 1, 1, "optimized", "packed", 0, 1.5, 16)),
     # an older bundle without packed or optimized graphs: padded batches, the padded limit
     (CPU, 2, {"default", "attentions"}, {}, Plan(CPU, 2, 1, "default", "default", 2, 1.1, 16)),
-    # CUDA: one worker, no packed graph unless asked for, no lone session
-    (CUDA, 16, ALL, {}, Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.1, 16)),
-    (CUDA, 16, ALL, {"graph": "packed"}, Plan(CUDA, 1, 16, "optimized", "packed", 0, 1.5, 16)),
+    # CUDA: one worker, no packed graph unless asked for, no lone session; looser padding and a wider window
+    (CUDA, 16, ALL, {}, Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.5, 64)),
+    (CUDA, 16, ALL, {"graph": "packed"}, Plan(CUDA, 1, 16, "optimized", "packed", 0, 1.5, 64)),
+    (CUDA, 16, ALL, {"cuda_padding_ratio": 1.2, "cuda_batch_window": 32},
+     Plan(CUDA, 1, 16, "optimized", "optimized", 0, 1.2, 32)),
+    (CUDA, 16, ALL, {"batch_window": 128, "max_padding_ratio": 2.0},
+     Plan(CUDA, 1, 16, "optimized", "optimized", 0, 2.0, 128)),
     # settings win: explicit workers and threads, no lone session, the plain default graph
     (CPU, 8, ALL, {"inference_workers": 4, "intra_op_threads": 1}, Plan(CPU, 4, 1, "optimized", "packed", 8, 1.5, 16)),
     (CPU, 2, ALL, {"lone_batch_all_cores": False}, Plan(CPU, 2, 1, "optimized", "packed", 0, 1.5, 16)),
@@ -47,10 +51,11 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "max_padding_ratio": 2.0},
      Plan(OPENVINO, 2, 1, "default", "default", 2, 2.0, 128)),
     (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 8, True)),
-    # fp16 on CUDA: the fp16 graph for every call but attentions, padded batches
-    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
-    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16", "graph": "packed"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.1, 16)),
-], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cpu-explicit", "cpu-no-lone",
+    # fp16 on CUDA: the fp16 graph for every call but attentions, padded batches, CUDA's padding and window
+    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.5, 64)),
+    (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16", "graph": "packed"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.5, 64)),
+], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cuda-settings", "cuda-wider",
+        "cpu-explicit", "cpu-no-lone",
         "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-no-lone", "openvino-default",
         "openvino-old-bundle", "openvino-bf16", "openvino-bf16-packed", "openvino-bf16-settings", "openvino-bf16-wider",
         "openvino-fp32-window", "cuda-fp16", "cuda-fp16-packed"])
