@@ -47,9 +47,9 @@ def make_plan(settings: Settings, provider: str, cores: int, graphs: set[str]) -
     default = "optimized" if settings.graph == "optimized" or (
         settings.graph != "default" and "optimized" in graphs and provider != OPENVINO) else "default"
     # Batches without attention run on the packed graph on a CPU (no work on padding outside attention: ~1.2x the
-    # padded graph's throughput at 64 clients; OpenVINO fp32 +9%); on CUDA only when asked for, unmeasured there,
-    # and for OpenVINO bf16 only when asked for until measured on an AMX CPU (docs/performance.md).
-    measured_faster = provider == CPU or (provider == OPENVINO and settings.precision == "fp32")
+    # padded graph's throughput at 64 clients; OpenVINO fp32 +9%, bf16 on AMX +8% in process); on CUDA only when
+    # asked for, unmeasured there (docs/performance.md).
+    measured_faster = provider in (CPU, OPENVINO)
     packed = settings.graph == "packed" or (settings.graph == "auto" and measured_faster and "packed" in graphs)
     # A batch that runs alone (light load) gets every core: one MiniLM sentence takes ~8 ms on one thread and
     # ~4.5 ms on two.

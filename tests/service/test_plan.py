@@ -43,13 +43,17 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
     (OPENVINO, 2, ALL, {"graph": "default"}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 16)),
     (OPENVINO, 2, {"default", "attentions"}, {}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.1, 16)),
     # bf16 (on OpenVINO only): looser padding and a wider window, never tighter than what was asked for
-    (OPENVINO, 2, ALL, {"precision": "bf16"}, Plan(OPENVINO, 2, 1, "default", "default", 2, 1.5, 64)),
+    (OPENVINO, 2, ALL, {"precision": "bf16"}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 64, True)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "graph": "default"},
+     Plan(OPENVINO, 2, 1, "default", "default", 2, 1.5, 64)),
     (OPENVINO, 2, ALL, {"precision": "bf16", "graph": "packed"},
      Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 64, True)),
     (OPENVINO, 2, ALL, {"precision": "bf16", "bf16_padding_ratio": 1.2, "bf16_batch_window": 32},
-     Plan(OPENVINO, 2, 1, "default", "default", 2, 1.2, 32)),
-    (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "max_padding_ratio": 2.0},
-     Plan(OPENVINO, 2, 1, "default", "default", 2, 2.0, 128)),
+     Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 32, True)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "graph": "default", "bf16_padding_ratio": 1.2},
+     Plan(OPENVINO, 2, 1, "default", "default", 2, 1.2, 64)),
+    (OPENVINO, 2, ALL, {"precision": "bf16", "batch_window": 128, "packed_padding_ratio": 2.0},
+     Plan(OPENVINO, 2, 1, "default", "packed", 2, 2.0, 128, True)),
     (OPENVINO, 2, ALL, {"batch_window": 8}, Plan(OPENVINO, 2, 1, "default", "packed", 2, 1.5, 8, True)),
     # fp16 on CUDA: the fp16 graph for every call but attentions, padded batches, CUDA's padding and window
     (CUDA, 16, ALL | {"fp16"}, {"precision": "fp16"}, Plan(CUDA, 1, 16, "fp16", "fp16", 0, 1.5, 64)),
@@ -57,7 +61,9 @@ def plan(provider: str, cores: int, graphs: set[str] = ALL, **settings: object) 
 ], ids=["cpu-2", "cpu-8", "cpu-1", "cpu-old-bundle", "cuda", "cuda-packed", "cuda-settings", "cuda-wider",
         "cpu-explicit", "cpu-no-lone",
         "cpu-default-graph", "cpu-optimized-graph", "openvino-2", "openvino-no-lone", "openvino-default",
-        "openvino-old-bundle", "openvino-bf16", "openvino-bf16-packed", "openvino-bf16-settings", "openvino-bf16-wider",
+        "openvino-old-bundle", "openvino-bf16", "openvino-bf16-padded", "openvino-bf16-packed",
+        "openvino-bf16-settings",
+        "openvino-bf16-padded-settings", "openvino-bf16-wider",
         "openvino-fp32-window", "cuda-fp16", "cuda-fp16-packed"])
 def test_plan(provider: str, cores: int, graphs: set[str], settings: dict, want: Plan) -> None:
     assert plan(provider, cores, graphs, **settings) == want
