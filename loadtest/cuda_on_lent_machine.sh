@@ -5,6 +5,10 @@
 # (made here by `tar -C DIR -cf - minilm | xz -T2 -6 | split -b 56m - part-`). Then one call runs this:
 # the precision axis with ONNX Runtime fp32 on the CPU (the reference vectors), CUDA fp32 and CUDA fp16 (the
 # bundle's fp16 graph, its fidelity measured at start and recorded), and the test chosen by a GPU.
+# How it ran on 2026-11-26 (docs/measurements/2026-11-26-cuda/last_call.sh; 6 calls, ~90 s of transfers):
+# ../shared/tools/device-wheels.sh fastapi pydantic-settings uvicorn httptools orjson httpx2 (starlette's TestClient
+# refuses the image's httpx: the test needs httpx2); onnxruntime-gpu unzipped and re-packed as tar.xz (255 MB as a
+# wheel, 203 MB so: 4 parts instead of 5) and unpacked into /tmp/site; the MiniLM bundle as xz (133 MB, 3 parts).
 set -uo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 out=${OUT:-results/lent-gpu}
