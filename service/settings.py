@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
     graph: Literal["auto", "default", "optimized", "packed"] = Field(
         "auto", description="Graph for requests without attentions: auto takes the optimized one when present, and "
-        "on a CPU (ONNX Runtime; OpenVINO in fp32) runs batches on the packed graph (no padding outside "
+        "on a CPU (ONNX Runtime; OpenVINO in fp32 and bf16) runs batches on the packed graph (no padding outside "
         "attention) when the bundle has one.",
     )
     inference_workers: int = Field(
