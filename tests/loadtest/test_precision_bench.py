@@ -26,6 +26,7 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
     assert set(lines) == {"ort-fp32", "openvino-fp32", "openvino-bf16", "cuda-fp32", "cuda-fp16"}
     for name in ("ort-fp32", "openvino-fp32"):
         assert lines[name]["ceiling_sequences_per_s"] > 0 and lines[name]["service"]["4x8"]["errors"] == 0
+        assert lines[name]["layout_ceiling_sequences_per_s"] > 0
         step = lines[name]["service"]["4x8"]  # 8 sentences in each request, counted as 8
         assert abs(step["sequences_per_s"] - 8 * step["requests_per_s"]) < 1e-6 * step["sequences_per_s"]
     assert lines["openvino-fp32"]["worst_cos"] > 0.99999  # fp32 on OpenVINO: ONNX Runtime's vectors
@@ -38,7 +39,7 @@ def test_precision_lines_are_written(tiny_bundle: Path, tmp_path: Path) -> None:
             assert "CUDA was requested (ATTNSERVE_PROVIDER=cuda) but" in lines[name]["refused"]
     md = (tmp_path / "precision.md").read_text()
     assert "| openvino-fp32 |" in md and "| (the reference) |" in md  # ort-fp32's row: the vectors compared to
-    assert "c=4, 8/req seq/s" in md
+    assert "c=4, 8/req seq/s" in md and "ceiling (seq/s): one call; service's layout" in md
     assert (tmp_path / "precision.png").read_bytes()[:4] == b"\x89PNG"
 
 
