@@ -1,9 +1,12 @@
 """Batching layouts for one precision in one process, on the service's own runtime and batch selection (as
 2026-11-26-packed-ov/graphs_ab.py, with the layouts named on the command line): WAITING sentences always waiting
 (that many clients without HTTP), the plan's workers taking batches with `select_batch`, interleaved rounds.
+`select=nearest` in a layout takes the anchor plus the window's sequences nearest to it in length instead.
 
     PYTHONPATH=. python docs/measurements/2026-11-26-amx-local/layouts_ab.py build/minilm bf16 6 3 64 \
         'now=graph=default' 'packed=graph=packed' 'one=graph=packed,inference_workers=1,intra_op_threads=2'
+    PYTHONPATH=. python docs/measurements/2026-11-26-amx-local/layouts_ab.py build/minilm bf16 5 3 128 'now=' \
+        'near=select=nearest'
 """
 
 import random
@@ -39,6 +42,16 @@ class Waiting:
         return len(self.ids)
 
 
+def nearest(pending, max_batch_size, max_batch_tokens, max_padding_ratio, window=None):
+    """The anchor plus the window's sequences nearest to it in length, under the same limits."""
+    anchor = pending[0]
+    candidates = sorted(pending[1: window or max_batch_size], key=lambda p: abs(len(p) - len(anchor)))
+    return select_batch([anchor, *candidates], max_batch_size, max_batch_tokens, max_padding_ratio, len(candidates) + 1)
+
+
+CHOICE = {}
+
+
 def throughput(runtime: Runtime, settings: Settings, sentences: list[np.ndarray], seed: int) -> tuple[float, float]:
     """Sentences/s and mean batch over ``seconds``, the plan's workers each taking the next batch from one queue."""
     rng, lock, plan = random.Random(seed), threading.Lock(), runtime.plan
@@ -48,7 +61,8 @@ def throughput(runtime: Runtime, settings: Settings, sentences: list[np.ndarray]
     def worker() -> None:
         while time.monotonic() < stop:
             with lock:
-                batch = select_batch(queue, settings.max_batch_size, settings.max_batch_tokens, plan.padding_ratio,
+                choose = CHOICE.get(id(runtime), select_batch)
+                batch = choose(queue, settings.max_batch_size, settings.max_batch_tokens, plan.padding_ratio,
                                      plan.window)
                 for item in batch:
                     queue.remove(item)
@@ -83,8 +97,11 @@ def parse(spec: str) -> tuple[str, dict]:
 
 layouts = {}
 for name, extra in map(parse, NAMED):
+    choose = extra.pop("select", None)
     settings = Settings(model=folder, engine="openvino", precision=precision, **extra)
     layouts[name] = (Runtime(bundle, settings), settings)
+    if choose == "nearest":
+        CHOICE[id(layouts[name][0])] = nearest
     layouts[name][0].warmup(settings.max_batch_size)
 print(f"cpu: {cpu_info()[0]} | OpenVINO {precision} | {seconds:g} s x {rounds} rounds | {WAITING} waiting")
 for name, (runtime, settings) in layouts.items():
