@@ -49,7 +49,10 @@ def cpu_flags() -> list[str]:
     return [f for f in FLAGS if f in present]
 
 
-def ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: float, batch: int = 32) -> float:
+def _runtime_and_batches(bundle: Path, texts: list[str], variant: Variant, batch: int,
+                         **settings: Any) -> tuple[Any, list[list[np.ndarray]]]:
+    """The service's runtime for ``variant`` and the corpus in batches grouped by length, every shape run once
+    (OpenVINO prepares kernels per input shape)."""
     from bundle import load_bundle
     from service.runtime import Runtime
     from service.settings import Settings
@@ -57,12 +60,17 @@ def ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: float, b
 
     loaded = load_bundle(bundle)
     runtime = Runtime(loaded, Settings(model=bundle, engine=variant.engine, precision=variant.precision,
-                                       provider=variant.provider, inference_workers=1, warmup=False))
+                                       provider=variant.provider, warmup=False, **settings))
     tokenizer = TextTokenizer(bundle / "tokenizer.json", loaded.max_length)
     sequences = sorted((e.ids for e in tokenizer.encode(texts, True)), key=len)
     batches = [sequences[i: i + batch] for i in range(0, len(sequences), batch)]
-    for batch in batches:  # every shape once: OpenVINO prepares kernels per input shape
-        runtime.run(batch, False)
+    for one in batches:
+        runtime.run(one, False)
+    return runtime, batches
+
+
+def ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: float, batch: int = 32) -> float:
+    runtime, batches = _runtime_and_batches(bundle, texts, variant, batch, inference_workers=1)
     # the order is shuffled once, the same for every variant
     return whole_passes_per_s(lambda b: runtime.run(b, False), batches, budget_s)
 
@@ -75,21 +83,9 @@ def layout_ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: f
     import threading
     import time
 
-    from bundle import load_bundle
-    from service.runtime import Runtime
-    from service.settings import Settings
-    from service.tokenize import TextTokenizer
-
-    loaded = load_bundle(bundle)
-    runtime = Runtime(loaded, Settings(model=bundle, engine=variant.engine, precision=variant.precision,
-                                       provider=variant.provider, warmup=False))
-    sequences = sorted((e.ids for e in TextTokenizer(bundle / "tokenizer.json", loaded.max_length)
-                        .encode(texts, True)), key=len)
-    batches = [sequences[i: i + batch] for i in range(0, len(sequences), batch)]
-    for one in batches:  # every shape once
-        runtime.run(one, False)
+    runtime, batches = _runtime_and_batches(bundle, texts, variant, batch)
     order = [int(i) for i in np.random.default_rng(0).permutation(len(batches))]
-    lock = threading.Lock()
+    per_pass, lock = sum(map(len, batches)), threading.Lock()
 
     def work(left: list[int]) -> None:
         while True:
@@ -107,7 +103,7 @@ def layout_ceiling(bundle: Path, texts: list[str], variant: Variant, budget_s: f
             t.start()
         for t in threads:
             t.join()
-        done += len(sequences)
+        done += per_pass
         passes, elapsed = passes + 1, time.perf_counter() - started
     return done / elapsed
 
