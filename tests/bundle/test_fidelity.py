@@ -8,7 +8,7 @@ from pathlib import Path
 from bundle.fidelity import FILE, add_record, find_record
 
 KEY = {"precision": "bf16", "engine": "openvino", "engine_version": "openvino 2026.4.1", "device": "Xeon (amx_bf16)",
-       "graph_sha256": "ab" * 32}
+       "graph_sha256": "ab" * 32, "batch_graph_sha256": "cd" * 32}
 
 
 def test_records_are_found_by_their_whole_key(tmp_path: Path) -> None:
