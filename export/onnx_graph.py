@@ -159,17 +159,14 @@ def export_graph(encoder: Encoder, path: Path, with_attentions: bool, max_length
 
 
 def export_packed_graph(encoder: Encoder, path: Path, max_length: int) -> None:
-    """Write the packed graph (see bundle/packing.py), with dynamic token, batch and sequence axes. Its masks are
-    additive: one Add instead of a Where and a Mul per layer, and the same numbers for every real token (a query
-    whose keys are all padding, the only row that differs, is a padded slot that ``keep`` drops)."""
+    """Write the packed graph (see bundle/packing.py), with dynamic token, batch and sequence axes."""
     tokens = torch.export.Dim("tokens", max=65536 * max_length)
     batch = torch.export.Dim("batch", max=65536)
     sequence = torch.export.Dim("sequence", max=max(max_length, 9))
-    with _additive_masks(encoder):
-        _dynamo_export(PackedGraphModule(encoder), encoder, packed_sample_inputs(), path,
-                       (list(PACKED_INPUT_NAMES), list(PACKED_OUTPUT_NAMES)),
-                       {"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
-                        "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}})
+    _dynamo_export(PackedGraphModule(encoder), encoder, packed_sample_inputs(), path,
+                   (list(PACKED_INPUT_NAMES), list(PACKED_OUTPUT_NAMES)),
+                   {"input_ids": {0: tokens}, "positions": {0: tokens}, "slots": {0: batch, 1: sequence},
+                    "keep": {0: tokens}, "attention_mask": {0: batch, 1: sequence}})
 
 
 def without_attentions(source: Path, target: Path) -> None:

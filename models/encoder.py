@@ -79,13 +79,10 @@ class EncoderLayer(nn.Module):
             return self.attention(x, key_padding_mask=mask, need_weights=need_weights, terms=terms)
         a = self.attention
         b, s = packing.mask.shape
-        slots = packing.slots.reshape(b * s)  # (B*S,)
-        # (T, d_model) projected, then gathered into (B, S, d_model): only attention sees the padding. index_select
-        # exports as Gather; indexing with the (B, S) table exported as GatherND, which OpenVINO runs on a slower
-        # reference kernel (with the additive mask: 4-5% less time per batch, docs/performance.md)
-        q, k, v = (proj(x).index_select(0, slots).reshape(b, s, a.d_model) for proj in (a.w_q, a.w_k, a.w_v))
+        # (T, d_model) projected, then gathered into (B, S, d_model): only attention sees the padding
+        q, k, v = (proj(x)[packing.slots] for proj in (a.w_q, a.w_k, a.w_v))
         context, probs = a.attend(q, k, v, packing.mask, need_weights, terms)  # (B, S, d_model)
-        return a.w_o(context.reshape(b * s, a.d_model).index_select(0, packing.keep)), probs  # (T, d_model)
+        return a.w_o(context.reshape(b * s, a.d_model)[packing.keep]), probs  # (T, d_model)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False, packing: Packing | None = None,

@@ -30,7 +30,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return self.table[:seq_len]  # (T, d_model)
 
     def at(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.table.index_select(0, positions)  # (N,) -> (N, d_model), as a Gather in ONNX
+        return self.table[positions]  # (N,) -> (N, d_model)
 
 
 class LearnedPositionalEncoding(nn.Module):
