@@ -116,36 +116,28 @@ class OpenVinoGraphs:
         assert file is not None  # the bundle's config names every graph's file
         return file
 
-    def session(self, kind: str, threads: int, precision: str, streams: int = 1,
-                fused_attention: bool = True) -> OpenVinoSession:
+    def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:
         # The attentions graph's buffers grow with length^2 x layers x heads: what a long attention batch took
         # goes back after it (as ONNX Runtime's attention session runs without its arena)
         return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams,
-                               keep_memory=kind != "attentions", fused_attention=fused_attention)
+                               keep_memory=kind != "attentions")
 
 
 class OpenVinoSession:
     """One compiled graph; each inference thread gets its own infer request (a request is not thread-safe)."""
 
     def __init__(self, core: Any, model: Any, name: str, threads: int, precision: str, streams: int = 1,
-                 keep_memory: bool = True, fused_attention: bool = True) -> None:
+                 keep_memory: bool = True) -> None:
         """``streams`` requests run at once, each on ``threads`` threads: OpenVINO queues the requests of a
         compiled model onto its streams, so concurrent inference workers need one stream each (with one stream,
         two workers of one thread ran one at a time: 48% of the in-process ceiling at 64 clients).
         ``keep_memory``: the compiled model keeps its intermediate buffers, sized by the largest input it has
         run (MiniLM's attentions graph: +140 MB after one 256-token sequence); False: each call gets a new infer
         request, and the last call in flight releases the buffers (``release_memory``, which must not overlap a
-        call: the lock keeps calls from starting during it).
-        ``fused_attention``: False compiles attention as separate MatMul and Softmax kernels instead of the CPU
-        plugin's fused attention subgraph (its "snippets"). For batches that was faster on AMX: bf16, MiniLM's
-        packed graph, batches of 4-32 sequences, 15-25% on one thread and 3-16% on two, more where a batch is
-        padded (the separate matmuls run on AMX, the subgraph on AVX-512); for one sequence on two threads the
-        subgraph was 2-7% faster (docs/performance.md, ninth session)."""
-        config = {"INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
-                  "NUM_STREAMS": streams}
-        if not fused_attention:
-            config["SNIPPETS_MODE"] = "DISABLE"
-        self.compiled = core.compile_model(model, "CPU", config)
+        call: the lock keeps calls from starting during it)."""
+        self.compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
+            "NUM_STREAMS": streams})
         runs = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         if runs != getattr(_types(), _HINTS[precision]):
             raise BundleError(f"OpenVINO compiled the {name} graph to {runs.get_type_name()}, not the "

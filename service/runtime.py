@@ -197,9 +197,8 @@ class Runtime:
 
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         if providers[0] == OPENVINO:  # OpenVinoGraphs reads the graph files itself
-            lone = options.intra_op_num_threads > self._ov_threads  # else a worker's: attention unfused, faster
-            session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision,
-                                            1 if lone else self._ov_streams, lone or kind == "attentions")
+            streams = 1 if options.intra_op_num_threads > self._ov_threads else self._ov_streams  # the lone session
+            session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision, streams)
             check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
             return session  # type: ignore[return-value]  # the part of the session API the runtime uses
         file = self.bundle.graph_file(kind)

@@ -269,33 +269,6 @@ def test_openvino_runs_one_sequence_packed_and_compiles_the_padded_graph_once(
     assert np.abs(got - want.pooled).max() <= 1e-5 and np.abs(alone - want.pooled).max() <= 1e-5
 
 
-def _kernels(session: object) -> set[str]:
-    """The layer types OpenVINO compiled a session's graph into."""
-    runtime_model = session.compiled.get_runtime_model()  # type: ignore[attr-defined]
-    return {op.get_rt_info()["layerType"].astype(str) for op in runtime_model.get_ops()}
-
-
-@pytest.mark.parametrize("precision", ["fp32", *(["bf16"] if NATIVE_BF16 else [])])
-def test_openvino_batch_sessions_compile_attention_unfused(minilm_bundle: Path, precision: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch workers' sessions run attention as separate MatMul and Softmax kernels (faster for batches,
-    docs/performance.md); the all-cores session of lone batches keeps OpenVINO's fused attention subgraph, faster
-    for one sequence. Both give ONNX Runtime's numbers in fp32."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    runtime = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle, engine="openvino",
-                                                           precision=precision, warmup=False))
-    assert runtime.packed_session is not None and runtime.lone_session is not None
-    assert {"Softmax", "MatMul"} <= _kernels(runtime.packed_session)
-    assert "Softmax" not in _kernels(runtime.lone_session) and "Subgraph" in _kernels(runtime.lone_session)
-    if precision == "fp32":
-        sequences = [np.array([101, 7, 8, 9, 102]), np.array([101, 2023, 102]), np.array([101] + [42] * 30 + [102])]
-        reference = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle, warmup=False))
-        want = reference.run(sequences, False, alone=True)
-        for got in (runtime.run(sequences, False), runtime.run(sequences, False, alone=True)):
-            for w, g in zip(want, got, strict=True):
-                assert np.abs(w.pooled - g.pooled).max() <= 1e-5
-
-
 def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One read of the attentions graph serves every padded OpenVINO session (single sequences, lone batches,
     the fidelity check's f32 ones), its default graph being the attentions graph less that output: the same

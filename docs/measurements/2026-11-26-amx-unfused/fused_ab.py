@@ -4,6 +4,9 @@ length and (b) the batches the service's own selection makes from 128 waiting se
 `select_batch`, replayed identically for both), and (c) the one-call ceiling, 1 worker x 2 threads over (a).
 
     PYTHONPATH=. python docs/measurements/2026-11-26-amx-unfused/fused_ab.py build/minilm bf16 5 3
+
+Runs at commit 12f5ec4, whose OpenVinoGraphs.session took ``fused_attention`` (the unfused default was taken back
+for its memory: docs/performance.md, ninth session).
 """
 
 import random
