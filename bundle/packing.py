@@ -6,27 +6,54 @@ feed-forward blocks on the real tokens only; attention alone gathers them into t
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 PACKED_INPUT_NAMES = ("input_ids", "positions", "slots", "keep", "attention_mask")
 PACKED_OUTPUT_NAMES = ("last_hidden_state",)
 
 
-def pack(sequences: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+class Buckets(NamedTuple):
+    """Round a packed batch's shape up: rows (B) and width (S) of the attention layout, and total tokens (T), to
+    multiples of these. OpenVINO prepares and keeps kernels for every input shape it meets (~0.6 MB each in bf16,
+    without end): exact shapes from live traffic are new almost every batch, bucketed ones a bounded few."""
+
+    rows: int = 2
+    width: int = 8
+    tokens: int = 32
+
+
+def pack(sequences: list[np.ndarray], buckets: Buckets | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The graph's inputs, and offsets (B + 1,): sequence i's rows in the (T, d_model) output are
-    offsets[i]:offsets[i + 1]. Every sequence has at least one token."""
+    offsets[i]:offsets[i + 1]. Every sequence has at least one token. With ``buckets``, the rows, width and tokens
+    are rounded up: extra rows are all padding (at least one), extra tokens (pad id 0, position 0) sit in that
+    row's first slot, which no real token attends to, and their output rows, after the real ones, are dropped."""
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))  # (B,)
     if not len(lengths) or lengths.min() < 1:
         raise ValueError("a packed batch needs at least one sequence, each with at least one token")
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    column = np.arange(int(lengths.max()), dtype=np.int64)[None, :]  # (1, S)
-    mask = column < lengths[:, None]  # (B, S)
+    b, s, t = len(lengths), int(lengths.max()), int(offsets[-1])
+    rows, width, tokens = b, s, t
+    if buckets is not None:
+        rows = -(-(b + 1) // buckets.rows) * buckets.rows
+        width = -(-s // buckets.width) * buckets.width
+        tokens = -(-t // buckets.tokens) * buckets.tokens
+    lengths_in_rows = np.zeros(rows, dtype=np.int64)
+    lengths_in_rows[:b] = lengths
+    column = np.arange(width, dtype=np.int64)[None, :]  # (1, S)
+    mask = column < lengths_in_rows[:, None]  # (B, S): the padding rows are all False
+    starts = np.zeros(rows, dtype=np.int64)
+    starts[:b] = offsets[:-1]
+    extra = tokens - t
     inputs = {
-        "input_ids": np.concatenate(sequences).astype(np.int64, copy=False),  # (T,)
-        "positions": np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths),  # (T,)
-        "slots": np.where(mask, offsets[:-1, None] + column, 0),  # (B, S); padding slots name token 0
-        "keep": np.flatnonzero(mask),  # (T,) index in B x S, row-major
+        "input_ids": np.concatenate([*sequences, np.zeros(extra, dtype=np.int64)]).astype(np.int64, copy=False),
+        "positions": np.concatenate([np.arange(t, dtype=np.int64) - np.repeat(offsets[:-1], lengths),
+                                     np.zeros(extra, dtype=np.int64)]),  # (T,)
+        "slots": np.where(mask, starts[:, None] + column, 0),  # (B, S); padding slots name token 0
+        # (T,) index in B x S, row-major; the extra tokens: the first slot of row b, all padding
+        "keep": np.concatenate([np.flatnonzero(mask), np.full(extra, b * width, dtype=np.int64)]),
         "attention_mask": mask.astype(np.int64),  # (B, S)
     }
     return inputs, offsets

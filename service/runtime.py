@@ -13,7 +13,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from bundle import Bundle, BundleError, check_graph_io
-from bundle.packing import pack, pool
+from bundle.packing import Buckets, pack, pool
 
 from .openvino_session import OpenVinoGraphs
 from .plan import CPU, CUDA, OPENVINO, make_plan
@@ -140,11 +140,12 @@ class Runtime:
         self._type_input = "token_type_ids" in bundle.serving.get("input_names", [])
         providers, reason = choose_providers(settings.provider)
         self.choice = choose_engine(settings, bundle, providers[0] == CUDA, _native_bf16)
-        self._length_step = 1
+        self._length_step, self._buckets = 1, None  # OpenVINO: fewer input shapes (a kernel set per shape)
         self.openvino: OpenVinoGraphs | None = None
         if self.choice.engine == "openvino":
             providers, reason = [OPENVINO], self.choice.reason
             self._length_step = settings.openvino_length_step
+            self._buckets = Buckets() if settings.openvino_packed_buckets else None
             self.openvino = OpenVinoGraphs(bundle)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
@@ -291,11 +292,11 @@ class Runtime:
     def _run_packed(self, sequences: list[np.ndarray]) -> list[SequenceResult]:
         """One call on the packed graph; pooled vectors are computed here from the unpadded rows."""
         assert self.packed_session is not None
-        feeds, offsets = pack(sequences)
-        hidden = self._call(self.packed_session, feeds)[0]  # (T, d_model)
-        if hidden.shape[0] != offsets[-1]:
-            raise RuntimeError(f"the packed graph returned {hidden.shape[0]} rows for {offsets[-1]} tokens")
-        pooled = pool(hidden, offsets, self.bundle.graph_pooling)
+        feeds, offsets = pack(sequences, self._buckets)
+        hidden = self._call(self.packed_session, feeds)[0]  # (T, d_model), the real tokens' rows first
+        if hidden.shape[0] != len(feeds["input_ids"]):
+            raise RuntimeError(f"the packed graph returned {hidden.shape[0]} rows for {len(feeds['input_ids'])} tokens")
+        pooled = pool(hidden[: offsets[-1]], offsets, self.bundle.graph_pooling)  # not the extra tokens' rows
         return [
             SequenceResult(hidden=hidden[offsets[i] : offsets[i + 1]], pooled=pooled[i], attentions=None)
             for i in range(len(sequences))

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         "that fewer input shapes occur (it prepares kernels per shape); 1: to the longest input only, measured "
         "fastest once warm (docs/performance.md). Packed batches (fp32's default) have no width to round.",
     )
+    openvino_packed_buckets: bool = Field(
+        True, description="OpenVINO: packed batches are rounded up to a bounded set of shapes (rows to a multiple "
+        "of 2, width of 8, tokens of 32; the extra slots are padding). OpenVINO keeps kernels for every input shape "
+        "it meets: exact shapes grew its memory ~0.6 MB a batch without end, and ran 17% slower (docs/performance.md)",
+    )
     bf16_padding_ratio: float = Field(
         1.5, ge=1.0, description="max_padding_ratio for bf16 batches: a larger batch is worth more there than its "
         "padding costs (in process, batch 8 runs 2x batch 1 in bf16, 1.15x in fp32).",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bundle.packing import pack, pool
+from bundle.packing import Buckets, pack, pool
 
 
 def test_pack_lays_tokens_out_one_after_another() -> None:
@@ -39,3 +39,37 @@ def test_pool_is_the_mean_or_first_row_of_each_sequence() -> None:
 def test_pack_refuses_empty_batches_and_sequences(sequences: list[np.ndarray]) -> None:
     with pytest.raises(ValueError, match="at least one"):
         pack(sequences)
+
+
+def test_buckets_round_the_shapes_up_with_padding_nothing_real_sees() -> None:
+    a, b, c = np.array([7, 8, 9]), np.array([5]), np.array([1, 2])
+    inputs, offsets = pack([a, b, c], Buckets(rows=2, width=8, tokens=32))
+    assert offsets.tolist() == [0, 3, 4, 6]  # the real tokens, as without buckets
+    mask, slots, keep = inputs["attention_mask"], inputs["slots"], inputs["keep"]
+    assert mask.shape == slots.shape == (4, 8)  # 3 rows + 1 all-padding row, rounded to 2; width 3 -> 8
+    assert mask[:3, :3].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]] and mask[:, 3:].sum() == 0
+    assert mask[3].sum() == 0
+    assert len(inputs["input_ids"]) == len(inputs["positions"]) == len(keep) == 32
+    assert inputs["input_ids"][:6].tolist() == [7, 8, 9, 5, 1, 2] and inputs["positions"][:6].tolist() == [
+        0, 1, 2, 0, 0, 1]
+    assert keep[:6].tolist() == [0, 1, 2, 8, 16, 17]  # row-major in the (4, 8) layout
+    # the extra tokens sit in a padding slot, and no slot gathers them: no real token attends to them
+    assert all(mask.reshape(-1)[k] == 0 for k in keep[6:])
+    assert slots[mask.astype(bool)].tolist() == [0, 1, 2, 3, 4, 5]
+    assert all(v.dtype == np.int64 for v in inputs.values())
+
+
+def test_buckets_bound_the_shapes_that_random_batches_make() -> None:
+    """What bounds OpenVINO's kernels per shape: exact shapes of random batches are nearly all different; bucketed,
+    the attention layouts and token counts come from a small fixed set."""
+    rng = np.random.default_rng(0)
+    exact, layouts, tokens = set(), set(), set()
+    for _ in range(2000):
+        batch = [np.ones(n, dtype=np.int64) for n in rng.integers(1, 129, rng.integers(1, 33))]
+        feeds, _ = pack(batch)
+        exact.add((feeds["slots"].shape, len(feeds["keep"])))
+        feeds, _ = pack(batch, Buckets())
+        layouts.add(feeds["slots"].shape)
+        tokens.add(len(feeds["keep"]))
+    assert len(exact) > 1900
+    assert len(layouts) <= 17 * 16 and len(tokens) <= 33 * 128 // 32

@@ -214,6 +214,26 @@ def test_tiny_packed_graph_run_directly_equals_pytorch(tiny_bundle: Path) -> Non
     np.testing.assert_allclose(got, want.numpy()[mask.bool().numpy()], atol=1e-4)
 
 
+def test_tiny_packed_graph_on_bucketed_shapes_equals_pytorch(tiny_bundle: Path) -> None:
+    """Rows, width and tokens rounded up (bundle.packing.Buckets, what OpenVINO is fed): the real tokens' rows are
+    PyTorch's, whatever the padding rows, columns and extra tokens hold."""
+    from bundle.packing import Buckets, pack
+
+    _, seqs = _packed_inputs([33, 1, 10, 20], 1000)
+    inputs, offsets = pack(seqs, Buckets(rows=4, width=16, tokens=48))
+    assert inputs["slots"].shape == (8, 48) and len(inputs["input_ids"]) == 96
+    session = ort.InferenceSession(str(tiny_bundle / "model_packed.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, inputs)
+    ids = torch.zeros((4, 33), dtype=torch.int64)
+    mask = torch.zeros_like(ids)
+    for i, seq in enumerate(seqs):
+        ids[i, : len(seq)], mask[i, : len(seq)] = torch.from_numpy(seq), 1
+    with torch.no_grad():
+        want = tiny_encoder(0)(ids, mask).last_hidden_state
+    assert got.shape == (96, 64)
+    np.testing.assert_allclose(got[: offsets[-1]], want.numpy()[mask.bool().numpy()], atol=1e-4)
+
+
 def test_minilm_packed_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Path) -> None:
     from transformers import BertModel
 

@@ -269,6 +269,26 @@ def test_openvino_runs_one_sequence_packed_and_compiles_the_padded_graph_once(
     assert np.abs(got - want.pooled).max() <= 1e-5 and np.abs(alone - want.pooled).max() <= 1e-5
 
 
+@pytest.mark.parametrize("buckets", [True, False])
+def test_openvino_packs_batches_into_bucketed_shapes(tiny_bundle: Path, buckets: bool) -> None:
+    """OpenVINO's packed batches are rounded up to bucketed shapes (ATTNSERVE_OPENVINO_PACKED_BUCKETS), exact
+    where turned off; the vectors are ONNX Runtime's (exact shapes) either way."""
+    runtime = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, engine="openvino", warmup=False,
+                                                         openvino_packed_buckets=buckets))
+    assert runtime.packed_session is not None
+    shapes: list[tuple] = []
+    run = runtime.packed_session.run
+    runtime.packed_session.run = lambda names, feeds: shapes.append(  # type: ignore[method-assign]
+        (feeds["slots"].shape, len(feeds["input_ids"]))) or run(names, feeds)
+    sequences = [np.array([101] + [7] * n + [102]) for n in (3, 11, 0, 20)]
+    got = runtime.run(sequences, False)
+    assert shapes == ([((6, 24), 64)] if buckets else [((4, 22), 42)])
+    want = Runtime(load_bundle(tiny_bundle), Settings(model=tiny_bundle, warmup=False)).run(sequences, False)
+    for w, g in zip(want, got, strict=True):
+        assert g.hidden.shape == w.hidden.shape
+        assert np.abs(w.pooled - g.pooled).max() <= 1e-5 and np.abs(w.hidden - g.hidden).max() <= 1e-4
+
+
 def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One read of the attentions graph serves every padded OpenVINO session (single sequences, lone batches,
     the fidelity check's f32 ones), its default graph being the attentions graph less that output: the same
