@@ -189,8 +189,8 @@ def _engine_version(engine: str) -> str:
 def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, Any]:
     """The fidelity of the runtime's precision: read back from the bundle's fidelity.json when this precision,
     engine version, device and graphs (the files the served vectors come from, alone and in batches) were
-    measured before; else measured
-    now and recorded there (a read-only bundle folder is measured at every start instead)."""
+    measured before; else measured now and recorded there (a read-only bundle folder is measured at every start
+    instead)."""
     def digest(kind: str) -> str:
         graph = runtime.openvino.source(kind) if runtime.openvino is not None else runtime.bundle.graph_file(kind)
         assert graph is not None  # the plan names only graphs the bundle has

@@ -4,7 +4,7 @@ rows all padding, extra tokens pointed at a padding slot and dropped), would Ope
 would the extra padding cost? bf16, the service's compile (2 streams x 1 thread) for the growth, one stream on one
 thread for the speed; the same random batches as shape_memory.py.
 
-    PYTHONPATH=. .venv/bin/python docs/measurements/2026-11-26-amx-unfused/shape_buckets.py 3000 2 8 32
+    PYTHONPATH=. .venv/bin/python docs/measurements/2026-11-26-amx-unfused/shape_buckets.py 3000 2 8 32 [f32]
 """
 
 import random
@@ -18,6 +18,7 @@ import openvino as ov
 from bundle.packing import pack
 
 count, ROWS, WIDTH, TOKENS = (int(a) for a in sys.argv[1:5])
+PRECISION = sys.argv[5] if len(sys.argv) > 5 else "bf16"
 
 
 def rss() -> int:
@@ -56,13 +57,13 @@ def batch(long: bool) -> list[np.ndarray]:
     return [np.arange(n, dtype=np.int64) % 1000 + 100 for n in lengths]
 
 
-print(f"rows to a multiple of {ROWS}, width of {WIDTH}, tokens of {TOKENS}", flush=True)
+print(f"{PRECISION}: rows to a multiple of {ROWS}, width of {WIDTH}, tokens of {TOKENS}", flush=True)
 # the bucketed inputs give the same real-token outputs (f32, one call)
 check = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
 sample = batch(True)
 exact, wide = check.infer(pack(sample)[0])[0], check.infer(bucketed(sample))[0]
 print(f"  real tokens' largest difference, f32: {np.abs(np.asarray(wide)[: len(exact)] - exact).max():.2e}")
-compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 2,
+compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISION, "INFERENCE_NUM_THREADS": 2,
                                              "NUM_STREAMS": 2})
 requests = [compiled.create_infer_request() for _ in range(2)]
 print(f"  start {rss()} MB", flush=True)
@@ -70,7 +71,7 @@ for i in range(1, count + 1):
     requests[i % 2].infer(bucketed(batch(i % 50 == 0)))
     if i % 500 == 0:
         print(f"  {i} batches {rss()} MB", flush=True)
-one = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1,
+one = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISION, "INFERENCE_NUM_THREADS": 1,
                                         "NUM_STREAMS": 1}).create_infer_request()
 batches = [batch(False) for _ in range(300)]
 tokens = sum(len(s) for b in batches for s in b)
