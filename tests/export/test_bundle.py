@@ -199,19 +199,23 @@ def _packed_inputs(lengths: list[int], vocab: int, seed: int = 0) -> tuple[dict[
     return inputs, seqs
 
 
+def _tiny_tokens_by_pytorch(seqs: list[np.ndarray]) -> np.ndarray:
+    """The tiny encoder's hidden states of the real tokens, one sequence after another, from a padded batch."""
+    ids = torch.zeros((len(seqs), max(map(len, seqs))), dtype=torch.int64)
+    mask = torch.zeros_like(ids)
+    for i, seq in enumerate(seqs):
+        ids[i, : len(seq)], mask[i, : len(seq)] = torch.from_numpy(seq), 1
+    with torch.no_grad():
+        return tiny_encoder(0)(ids, mask).last_hidden_state.numpy()[mask.bool().numpy()]
+
+
 def test_tiny_packed_graph_run_directly_equals_pytorch(tiny_bundle: Path) -> None:
     lengths = [33, 1, 10, 20]
     inputs, seqs = _packed_inputs(lengths, 1000)
     session = ort.InferenceSession(str(tiny_bundle / "model_packed.onnx"), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, inputs)
-    ids = torch.zeros((4, 33), dtype=torch.int64)
-    mask = torch.zeros_like(ids)
-    for i, seq in enumerate(seqs):
-        ids[i, : len(seq)], mask[i, : len(seq)] = torch.from_numpy(seq), 1
-    with torch.no_grad():
-        want = tiny_encoder(0)(ids, mask).last_hidden_state
     assert got.shape == (sum(lengths), 64)
-    np.testing.assert_allclose(got, want.numpy()[mask.bool().numpy()], atol=1e-4)
+    np.testing.assert_allclose(got, _tiny_tokens_by_pytorch(seqs), atol=1e-4)
 
 
 def test_tiny_packed_graph_on_bucketed_shapes_equals_pytorch(tiny_bundle: Path) -> None:
@@ -224,14 +228,8 @@ def test_tiny_packed_graph_on_bucketed_shapes_equals_pytorch(tiny_bundle: Path) 
     assert inputs["slots"].shape == (8, 48) and len(inputs["input_ids"]) == 96
     session = ort.InferenceSession(str(tiny_bundle / "model_packed.onnx"), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, inputs)
-    ids = torch.zeros((4, 33), dtype=torch.int64)
-    mask = torch.zeros_like(ids)
-    for i, seq in enumerate(seqs):
-        ids[i, : len(seq)], mask[i, : len(seq)] = torch.from_numpy(seq), 1
-    with torch.no_grad():
-        want = tiny_encoder(0)(ids, mask).last_hidden_state
     assert got.shape == (96, 64)
-    np.testing.assert_allclose(got[: offsets[-1]], want.numpy()[mask.bool().numpy()], atol=1e-4)
+    np.testing.assert_allclose(got[: offsets[-1]], _tiny_tokens_by_pytorch(seqs), atol=1e-4)
 
 
 def test_minilm_packed_graph_equals_transformers(minilm_bundle: Path, minilm_folder: Path) -> None:

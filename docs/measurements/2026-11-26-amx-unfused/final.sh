@@ -1,5 +1,5 @@
-# The targets of issue #18 with the batch sessions' attention unfused: two rounds of the precision axis in opposite
-# order (8 s steps) on this 2-core AMX machine
+# The targets of issue #18 on this 2-core AMX machine with the code checked out: two rounds of the precision
+# axis in opposite order (8 s steps)
 set -uo pipefail
 out=${1:-/tmp/amx9/final}
 mkdir -p "$out"

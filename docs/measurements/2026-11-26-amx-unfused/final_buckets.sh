@@ -1,9 +1,2 @@
-# The targets of issue #18 with bucketed packed shapes (main's code): two rounds of the precision axis in opposite
-# order (8 s steps) on this 2-core AMX machine
-set -uo pipefail
-out=${1:-/tmp/amx9/final-buckets}
-mkdir -p "$out"
-for order in ort-fp32,openvino-bf16 openvino-bf16,ort-fp32; do
-  timeout 500 .venv/bin/python -m loadtest.precision --model build/minilm --variants $order --seconds 8 \
-    --concurrency 1,16,64,16x8 --output "$out/$order" 2>&1 | grep -v "^|" > "$out/round-$order.log"
-done
+# The targets of issue #18 with bucketed packed shapes (main's code): final.sh's two rounds, into their own folder
+exec bash "$(dirname "$0")/final.sh" "${1:-/tmp/amx9/final-buckets}"
