@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     openvino_length_step: int = Field(
         1, ge=1, le=512, description="OpenVINO: padded batches are padded to a multiple of this many tokens, so "
         "that fewer input shapes occur (it prepares kernels per shape); 1: to the longest input only, measured "
-        "fastest once warm (docs/performance.md). Packed batches (fp32's default) have no width to round.",
+        "fastest once warm (docs/performance.md). Packed batches (the default on a CPU) follow "
+        "openvino_packed_buckets.",
     )
     openvino_packed_buckets: bool = Field(
         True, description="OpenVINO: packed batches are rounded up to a bounded set of shapes (rows to a multiple "
