@@ -1,5 +1,6 @@
 """fidelity.json beside a bundle's graphs: what a reduced precision measured against fp32, one record per
-(precision, engine and its version, device, the graphs of lone and of batched requests). The service writes a
+(precision, engine and its version, device, the graphs of lone and of batched requests, and for OpenVINO how
+the batches' attention is compiled). The service writes a
 record the first time it starts a precision on a device and reads it back on later starts; a bundle folder it
 cannot write keeps being measured at every start. Not in config.json's checksums: it is written after export,
 by the service."""
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 FILE = "fidelity.json"
-KEY = ("precision", "engine", "engine_version", "device", "graph_sha256", "batch_graph_sha256")
+KEY = ("precision", "engine", "engine_version", "device", "graph_sha256", "batch_graph_sha256", "batch_attention")
 
 
 def find_record(folder: Path, key: dict[str, str]) -> dict[str, Any] | None:
     """The record measured under exactly this key, or None (no file, another key, or a file not understood)."""
     for record in _records(folder):
-        if all(record.get(k) == key[k] for k in KEY):
+        if all(record.get(k) == key.get(k) for k in KEY):  # a key without a part matches records without it
             return record
     return None
 

@@ -64,10 +64,12 @@ class OpenVinoGraphs:
     graph (the batch workers', the lone batch's, the start-up fidelity check's f32 one) compiles the same read.
     The default graph is the attentions graph less its attentions output wherever the two compute attention
     alike (no query blocks): OpenVINO compiles the same kernels from both (identical outputs, tested), and one
-    read serves both."""
+    read serves both. ``batch_attention``: how the batch workers' sessions compile attention (the setting
+    openvino_batch_attention); other sessions keep the fused subgraph."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, batch_attention: str = "fused") -> None:
         self.bundle = bundle
+        self.batch_attention = batch_attention
         self._core = openvino_core()
         self._models: dict[str, Any] = {}
 
@@ -116,28 +118,37 @@ class OpenVinoGraphs:
         assert file is not None  # the bundle's config names every graph's file
         return file
 
-    def session(self, kind: str, threads: int, precision: str, streams: int = 1) -> OpenVinoSession:
+    def session(self, kind: str, threads: int, precision: str, streams: int = 1,
+                worker: bool = False) -> OpenVinoSession:
+        """``worker``: a session the batch workers run batches without attentions on."""
         # The attentions graph's buffers grow with length^2 x layers x heads: what a long attention batch took
         # goes back after it (as ONNX Runtime's attention session runs without its arena)
+        fused = not worker or kind == "attentions" or self.batch_attention == "fused"
         return OpenVinoSession(self._core, self.model(kind), kind, threads, precision, streams,
-                               keep_memory=kind != "attentions")
+                               keep_memory=kind != "attentions", fused_attention=fused)
 
 
 class OpenVinoSession:
     """One compiled graph; each inference thread gets its own infer request (a request is not thread-safe)."""
 
     def __init__(self, core: Any, model: Any, name: str, threads: int, precision: str, streams: int = 1,
-                 keep_memory: bool = True) -> None:
+                 keep_memory: bool = True, fused_attention: bool = True) -> None:
         """``streams`` requests run at once, each on ``threads`` threads: OpenVINO queues the requests of a
         compiled model onto its streams, so concurrent inference workers need one stream each (with one stream,
         two workers of one thread ran one at a time: 48% of the in-process ceiling at 64 clients).
         ``keep_memory``: the compiled model keeps its intermediate buffers, sized by the largest input it has
         run (MiniLM's attentions graph: +140 MB after one 256-token sequence); False: each call gets a new infer
         request, and the last call in flight releases the buffers (``release_memory``, which must not overlap a
-        call: the lock keeps calls from starting during it)."""
-        self.compiled = core.compile_model(model, "CPU", {
-            "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
-            "NUM_STREAMS": streams})
+        call: the lock keeps calls from starting during it).
+        ``fused_attention``: False compiles attention as separate MatMul and Softmax kernels (``SNIPPETS_MODE:
+        DISABLE``) instead of the CPU plugin's fused attention subgraph. On AMX in bf16 that was faster for
+        batches (the separate matmuls run on AMX, the subgraph on AVX-512): +4-5% through the service; the fused
+        subgraph stays faster for one sequence on all cores (docs/performance.md, ninth and tenth sessions)."""
+        config = {"INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads * streams,
+                  "NUM_STREAMS": streams}
+        if not fused_attention:
+            config["SNIPPETS_MODE"] = "DISABLE"
+        self.compiled = core.compile_model(model, "CPU", config)
         runs = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         if runs != getattr(_types(), _HINTS[precision]):
             raise BundleError(f"OpenVINO compiled the {name} graph to {runs.get_type_name()}, not the "

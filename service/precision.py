@@ -188,9 +188,9 @@ def _engine_version(engine: str) -> str:
 
 def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: int) -> dict[str, Any]:
     """The fidelity of the runtime's precision: read back from the bundle's fidelity.json when this precision,
-    engine version, device and graphs (the files the served vectors come from, alone and in batches) were
-    measured before; else measured now and recorded there (a read-only bundle folder is measured at every start
-    instead)."""
+    engine version, device and graphs (the files the served vectors come from, alone and in batches, and how
+    OpenVINO compiles the batches' attention) were measured before; else measured now and recorded there (a
+    read-only bundle folder is measured at every start instead)."""
     def digest(kind: str) -> str:
         graph = runtime.openvino.source(kind) if runtime.openvino is not None else runtime.bundle.graph_file(kind)
         assert graph is not None  # the plan names only graphs the bundle has
@@ -200,6 +200,8 @@ def recorded_fidelity(runtime: Runtime, sequences: list[np.ndarray], threads: in
            "engine_version": _engine_version(runtime.choice.engine),
            "device": device_description(runtime.choice.precision),
            "graph_sha256": digest(runtime.plan.default_graph), "batch_graph_sha256": digest(runtime.plan.batch_graph)}
+    if runtime.openvino is not None:  # its compile options change the numbers too
+        key["batch_attention"] = runtime.openvino.batch_attention
     found = find_record(runtime.bundle.path, key)
     if found is not None:
         return {**found, "source": f"recorded in {FILE} (measured {found.get('measured_at', '?')})"}

@@ -146,7 +146,7 @@ class Runtime:
             providers, reason = [OPENVINO], self.choice.reason
             self._length_step = settings.openvino_length_step
             self._buckets = Buckets() if settings.openvino_packed_buckets else None
-            self.openvino = OpenVinoGraphs(bundle)
+            self.openvino = OpenVinoGraphs(bundle, settings.openvino_batch_attention)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         graphs = set(bundle.config["graphs"])
         plan = make_plan(settings, providers[0], cores, graphs)
@@ -198,8 +198,9 @@ class Runtime:
 
     def _session(self, kind: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         if providers[0] == OPENVINO:  # OpenVinoGraphs reads the graph files itself
-            streams = 1 if options.intra_op_num_threads > self._ov_threads else self._ov_streams  # the lone session
-            session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision, streams)
+            lone = options.intra_op_num_threads > self._ov_threads  # the lone session: one stream on every core
+            session = self.openvino.session(kind, options.intra_op_num_threads, self.choice.precision,
+                                            1 if lone else self._ov_streams, worker=not lone)
             check_graph_io(self.bundle, kind, session.get_inputs(), session.get_outputs())
             return session  # type: ignore[return-value]  # the part of the session API the runtime uses
         file = self.bundle.graph_file(kind)
@@ -237,8 +238,7 @@ class Runtime:
         if self._length_step > 1:  # a few widths only: OpenVINO prepares kernels per input shape
             width = max(width, min(-(-width // self._length_step) * self._length_step, self.bundle.max_length))
         ids = np.full((len(sequences), width), self.bundle.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(sequences), width), dtype=np.int64)
-        types = np.zeros((len(sequences), width), dtype=np.int64)
+        mask, types = (np.zeros((len(sequences), width), dtype=np.int64) for _ in range(2))
         for i, seq in enumerate(sequences):
             if isinstance(seq, Pair):
                 ids[i, : len(seq)], types[i, : len(seq)] = seq.ids, seq.type_ids

@@ -8,7 +8,7 @@ from pathlib import Path
 from bundle.fidelity import FILE, add_record, find_record
 
 KEY = {"precision": "bf16", "engine": "openvino", "engine_version": "openvino 2026.4.1", "device": "Xeon (amx_bf16)",
-       "graph_sha256": "ab" * 32, "batch_graph_sha256": "cd" * 32}
+       "graph_sha256": "ab" * 32, "batch_graph_sha256": "cd" * 32, "batch_attention": "unfused"}
 
 
 def test_records_are_found_by_their_whole_key(tmp_path: Path) -> None:
@@ -17,6 +17,8 @@ def test_records_are_found_by_their_whole_key(tmp_path: Path) -> None:
     assert find_record(tmp_path, KEY)["worst_cos"] == 0.99997
     for field in KEY:
         assert find_record(tmp_path, {**KEY, field: "something else"}) is None, field
+    # a key without a part (ONNX Runtime's records have no batch_attention) is not one that has it
+    assert find_record(tmp_path, {k: v for k, v in KEY.items() if k != "batch_attention"}) is None
     add_record(tmp_path, {**KEY, "device": "EPYC ()", "worst_cos": 0.5})
     add_record(tmp_path, {**KEY, "worst_cos": 0.99998})  # the same key: replaced, not added
     records = json.loads((tmp_path / FILE).read_text())["records"]

@@ -289,6 +289,36 @@ def test_openvino_packs_batches_into_bucketed_shapes(tiny_bundle: Path, buckets:
         assert np.abs(w.pooled - g.pooled).max() <= 1e-5 and np.abs(w.hidden - g.hidden).max() <= 1e-4
 
 
+def _kernels(session: object) -> set[str]:
+    """The layer types OpenVINO compiled a session's graph into."""
+    runtime_model = session.compiled.get_runtime_model()  # type: ignore[attr-defined]
+    return {op.get_rt_info()["layerType"].astype(str) for op in runtime_model.get_ops()}
+
+
+@pytest.mark.parametrize(("precision", "batch_attention"),
+                         [("fp32", "unfused"), ("fp32", "fused"), *([("bf16", "unfused")] if NATIVE_BF16 else [])])
+def test_openvino_batch_sessions_compile_attention_as_set(minilm_bundle: Path, precision: str, batch_attention: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch workers' session runs attention as separate MatMul and Softmax kernels by default (faster for
+    batches on AMX, docs/performance.md), or OpenVINO's fused attention subgraph where
+    ATTNSERVE_OPENVINO_BATCH_ATTENTION=fused; the all-cores session of lone batches keeps the subgraph (faster
+    for one sequence). Every way gives ONNX Runtime's numbers in fp32."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    runtime = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle, engine="openvino", precision=precision,
+                                                           warmup=False, openvino_batch_attention=batch_attention))
+    assert runtime.packed_session is not None and runtime.lone_session is not None
+    unfused = {"Softmax", "MatMul"} <= _kernels(runtime.packed_session)
+    assert unfused == (batch_attention == "unfused") and ("Subgraph" in _kernels(runtime.packed_session)) != unfused
+    assert "Softmax" not in _kernels(runtime.lone_session) and "Subgraph" in _kernels(runtime.lone_session)
+    if precision == "fp32":
+        sequences = [np.array([101, 7, 8, 9, 102]), np.array([101, 2023, 102]), np.array([101] + [42] * 30 + [102])]
+        reference = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle, warmup=False))
+        want = reference.run(sequences, False, alone=True)
+        for got in (runtime.run(sequences, False), runtime.run(sequences, False, alone=True)):
+            for w, g in zip(want, got, strict=True):
+                assert np.abs(w.pooled - g.pooled).max() <= 1e-5
+
+
 def test_openvino_reads_each_graph_once(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One read of the attentions graph serves every padded OpenVINO session (single sequences, lone batches,
     the fidelity check's f32 ones), its default graph being the attentions graph less that output: the same
@@ -338,10 +368,15 @@ def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp
     # the file the served vectors come from: OpenVINO's default graph is read from the attentions graph
     assert records[0]["graph_sha256"] == load_bundle(bundle).config["files"]["model_attentions.onnx"]
     assert records[0]["batch_graph_sha256"] == load_bundle(bundle).config["files"]["model_packed.onnx"]
+    assert records[0]["batch_attention"] == "unfused"  # how the batches are compiled changes the numbers too
     monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: pytest.fail("measured again"))
     again = recorded_fidelity(runtime, sequences, 1)
     assert again["source"].startswith("recorded in fidelity.json (measured 20")
     assert again["worst_cos"] == first["worst_cos"]
+    fused = Runtime(load_bundle(bundle), Settings(model=bundle, engine="openvino", warmup=False,
+                                                  openvino_batch_attention="fused"))
+    with pytest.raises(pytest.fail.Exception, match="measured again"):  # another compile of the batches: its own
+        recorded_fidelity(fused, sequences, 1)
 
     poor = {"worst_cos": 0.5, "median_cos": 0.6, "max_abs_diff": 1.0, "sequences": 12, "max_attention_error": 0.1}
     monkeypatch.setattr("service.precision.cpu_description", lambda: "another CPU (amx_bf16)")
