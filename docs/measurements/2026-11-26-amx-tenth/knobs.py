@@ -2,6 +2,7 @@
 interleaved so that the host's drift falls on every setting alike; a server start per setting and round.
 
     PYTHONPATH=. .venv/bin/python docs/measurements/2026-11-26-amx-tenth/knobs.py ROUNDS SECONDS 'NAME:ENV=V,ENV=V' ...
+    e.g. knobs.py 3 8 'fused:ATTNSERVE_OPENVINO_BATCH_ATTENTION=fused' 'unfused:'   (knobs-unfused.log's A/B)
 """
 
 import statistics
