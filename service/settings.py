@@ -51,11 +51,11 @@ class Settings(BaseSettings):
         "of 2, width of 8, tokens of 32; the extra slots are padding). OpenVINO keeps kernels for every input shape "
         "it meets: exact shapes grew its memory ~0.6 MB a batch without end, and ran 17% slower (docs/performance.md)",
     )
-    openvino_batch_attention: Literal["unfused", "fused"] = Field(
-        "unfused", description="OpenVINO: how the batch workers' sessions compile attention. unfused: separate "
-        "MatMul and Softmax kernels, which run on AMX in bf16 (+4-5% through the service at 16 x 8 and 64 "
-        "clients, ~+180 MB); fused: the CPU plugin's attention subgraph, as a batch run alone keeps "
-        "(docs/performance.md)",
+    openvino_batch_attention: Literal["fused", "unfused"] = Field(
+        "fused", description="OpenVINO: how the batch workers' sessions compile attention. fused: the CPU plugin's "
+        "attention subgraph, as a batch run alone keeps; its memory levels off. unfused: separate MatMul and Softmax "
+        "kernels, which run on AMX in bf16 (+4-5% through the service at 16 x 8 and 64 clients), but every new "
+        "input shape keeps ~1 MB for good, and clients choose the shapes: for trusted traffic (docs/performance.md)",
     )
     bf16_padding_ratio: float = Field(
         1.5, ge=1.0, description="max_padding_ratio for bf16 batches: a larger batch is worth more there than its "

@@ -296,16 +296,18 @@ def _kernels(session: object) -> set[str]:
 
 
 @pytest.mark.parametrize(("precision", "batch_attention"),
-                         [("fp32", "unfused"), ("fp32", "fused"), *([("bf16", "unfused")] if NATIVE_BF16 else [])])
-def test_openvino_batch_sessions_compile_attention_as_set(minilm_bundle: Path, precision: str, batch_attention: str,
+                         [("fp32", "unfused"), ("fp32", None), *([("bf16", "unfused")] if NATIVE_BF16 else [])])
+def test_openvino_batch_sessions_compile_attention_as_set(minilm_bundle: Path, precision: str,
+                                                          batch_attention: str | None,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch workers' session runs attention as separate MatMul and Softmax kernels by default (faster for
-    batches on AMX, docs/performance.md), or OpenVINO's fused attention subgraph where
-    ATTNSERVE_OPENVINO_BATCH_ATTENTION=fused; the all-cores session of lone batches keeps the subgraph (faster
-    for one sequence). Every way gives ONNX Runtime's numbers in fp32."""
+    """The batch workers' session runs OpenVINO's fused attention subgraph by default (its memory levels off), or
+    separate MatMul and Softmax kernels where ATTNSERVE_OPENVINO_BATCH_ATTENTION=unfused (faster for batches on AMX,
+    docs/performance.md); the all-cores session of lone batches keeps the subgraph (faster for one sequence).
+    Every way gives ONNX Runtime's numbers in fp32."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    chosen = {"openvino_batch_attention": batch_attention} if batch_attention else {}  # None: the default
     runtime = Runtime(load_bundle(minilm_bundle), Settings(model=minilm_bundle, engine="openvino", precision=precision,
-                                                           warmup=False, openvino_batch_attention=batch_attention))
+                                                           warmup=False, **chosen))
     assert runtime.packed_session is not None and runtime.lone_session is not None
     unfused = {"Softmax", "MatMul"} <= _kernels(runtime.packed_session)
     assert unfused == (batch_attention == "unfused") and ("Subgraph" in _kernels(runtime.packed_session)) != unfused
@@ -368,15 +370,15 @@ def test_fidelity_is_recorded_in_the_bundle_and_read_back(tiny_bundle: Path, tmp
     # the file the served vectors come from: OpenVINO's default graph is read from the attentions graph
     assert records[0]["graph_sha256"] == load_bundle(bundle).config["files"]["model_attentions.onnx"]
     assert records[0]["batch_graph_sha256"] == load_bundle(bundle).config["files"]["model_packed.onnx"]
-    assert records[0]["batch_attention"] == "unfused"  # how the batches are compiled changes the numbers too
+    assert records[0]["batch_attention"] == "fused"  # how the batches are compiled changes the numbers too
     monkeypatch.setattr("service.precision.measure_against_fp32", lambda *_: pytest.fail("measured again"))
     again = recorded_fidelity(runtime, sequences, 1)
     assert again["source"].startswith("recorded in fidelity.json (measured 20")
     assert again["worst_cos"] == first["worst_cos"]
-    fused = Runtime(load_bundle(bundle), Settings(model=bundle, engine="openvino", warmup=False,
-                                                  openvino_batch_attention="fused"))
+    unfused = Runtime(load_bundle(bundle), Settings(model=bundle, engine="openvino", warmup=False,
+                                                    openvino_batch_attention="unfused"))
     with pytest.raises(pytest.fail.Exception, match="measured again"):  # another compile of the batches: its own
-        recorded_fidelity(fused, sequences, 1)
+        recorded_fidelity(unfused, sequences, 1)
 
     poor = {"worst_cos": 0.5, "median_cos": 0.6, "max_abs_diff": 1.0, "sequences": 12, "max_attention_error": 0.1}
     monkeypatch.setattr("service.precision.cpu_description", lambda: "another CPU (amx_bf16)")

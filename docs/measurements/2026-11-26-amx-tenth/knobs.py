@@ -34,6 +34,8 @@ for r in range(rounds):
             proc.terminate()
             proc.wait()
         got[name].append((s16.sequences_per_s, s64.sequences_per_s))
+        if "new shapes run fused from now on" in Path("/tmp/knobs-server.log").read_text():
+            print(f"round {r + 1} {name}: the bound on unfused shapes was reached", flush=True)
         print(f"round {r + 1} {name}: 16x8 {s16.sequences_per_s:.0f} seq/s (p99 {s16.p99_ms:.0f} ms, batch "
               f"{s16.mean_batch_size:.1f}); c=64 {s64.sequences_per_s:.0f} (p99 {s64.p99_ms:.0f}, batch "
               f"{s64.mean_batch_size:.1f}); RSS {rss}", flush=True)

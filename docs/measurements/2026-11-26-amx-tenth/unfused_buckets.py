@@ -4,9 +4,10 @@ COUNT batches of random make-up on the service's compile (2 streams x 1 thread),
 one stream on one thread and two streams of one thread each (two requests at once, as the service's two workers).
 
     PYTHONPATH=. .venv/bin/python docs/measurements/2026-11-26-amx-tenth/unfused_buckets.py \
-        3000 fused|unfused [CPU_RUNTIME_CACHE_CAPACITY]
+        3000 fused|unfused [CPU_RUNTIME_CACHE_CAPACITY]     (BIG_FIRST=1: the largest batch first)
 """
 
+import os
 import random
 import sys
 import threading
@@ -45,6 +46,10 @@ print(f"{mode}, bf16, buckets {Buckets()}, {OPTIONS}", flush=True)
 compiled = core.compile_model(model, "CPU", OPTIONS | {"INFERENCE_NUM_THREADS": 2, "NUM_STREAMS": 2})
 requests = [compiled.create_infer_request() for _ in range(2)]
 print(f"  start {rss()} MB", flush=True)
+if os.environ.get("BIG_FIRST"):  # the largest batch first: do buffers sized by the largest input explain the growth?
+    for r in requests:
+        r.infer(pack([np.arange(256, dtype=np.int64) % 1000 + 100] * 32, Buckets())[0])
+    print(f"  after one batch of 32 x 256 tokens on each stream {rss()} MB", flush=True)
 for i in range(1, count + 1):
     requests[i % 2].infer(pack(batch(i % 50 == 0), Buckets())[0])
     if i % 500 == 0:
