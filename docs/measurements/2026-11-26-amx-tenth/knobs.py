@@ -2,7 +2,7 @@
 interleaved so that the host's drift falls on every setting alike; a server start per setting and round.
 
     PYTHONPATH=. .venv/bin/python docs/measurements/2026-11-26-amx-tenth/knobs.py ROUNDS SECONDS 'NAME:ENV=V,ENV=V' ...
-    e.g. knobs.py 3 8 'fused:ATTNSERVE_OPENVINO_BATCH_ATTENTION=fused' 'unfused:'   (knobs-unfused.log's A/B)
+    e.g. knobs.py 3 8 'fused:' 'unfused:ATTNSERVE_OPENVINO_BATCH_ATTENTION=unfused'   (knobs-unfused.log's A/B)
 """
 
 import statistics
@@ -34,6 +34,7 @@ for r in range(rounds):
             proc.terminate()
             proc.wait()
         got[name].append((s16.sequences_per_s, s64.sequences_per_s))
+        # the bound on unfused shapes tried in knobs-unfused-bound.log (not kept) said so in the server's log
         if "new shapes run fused from now on" in Path("/tmp/knobs-server.log").read_text():
             print(f"round {r + 1} {name}: the bound on unfused shapes was reached", flush=True)
         print(f"round {r + 1} {name}: 16x8 {s16.sequences_per_s:.0f} seq/s (p99 {s16.p99_ms:.0f} ms, batch "
