@@ -1,9 +1,8 @@
 """fidelity.json beside a bundle's graphs: what a reduced precision measured against fp32, one record per
-(precision, engine and its version, device, the graphs of lone and of batched requests, and for OpenVINO how
-the batches' attention is compiled). The service writes a
-record the first time it starts a precision on a device and reads it back on later starts; a bundle folder it
-cannot write keeps being measured at every start. Not in config.json's checksums: it is written after export,
-by the service."""
+(precision, engine and its version, device, the graphs of lone and of batched requests, and for OpenVINO how the
+batches' attention is compiled). The service writes a record the first time it starts a precision on a device and
+reads it back on later starts; a bundle folder it cannot write keeps being measured at every start. Not in
+config.json's checksums: it is written after export, by the service."""
 
 from __future__ import annotations
 
