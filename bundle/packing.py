@@ -17,9 +17,10 @@ PACKED_OUTPUT_NAMES = ("last_hidden_state",)
 class Buckets(NamedTuple):
     """Round a packed batch's shape up: rows (B) and width (S) of the attention layout, and total tokens (T), to
     multiples of these. OpenVINO prepares and keeps kernels for every input shape it meets (~0.6 MB each in bf16,
-    without end): exact shapes from live traffic are new almost every batch, bucketed ones a bounded few."""
+    without end): exact shapes from live traffic are new almost every batch, bucketed ones a bounded few. Rows
+    stay exact by default: they cost no memory per shape, and every padding row costs attention its work."""
 
-    rows: int = 2
+    rows: int = 1
     width: int = 8
     tokens: int = 32
 
@@ -27,8 +28,8 @@ class Buckets(NamedTuple):
 def pack(sequences: list[np.ndarray], buckets: Buckets | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The graph's inputs, and offsets (B + 1,): sequence i's rows in the (T, d_model) output are
     offsets[i]:offsets[i + 1]. Every sequence has at least one token. With ``buckets``, the rows, width and tokens
-    are rounded up: extra rows are all padding (at least one), extra tokens (pad id 0, position 0) sit in that
-    row's first slot, which no real token attends to, and their output rows, after the real ones, are dropped."""
+    are rounded up: extra rows are all padding; extra tokens (pad id 0, position 0) are in no slot, so no token
+    attends to them, and their output rows, after the real ones, copy slot 0's and are dropped."""
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))  # (B,)
     if not len(lengths) or lengths.min() < 1:
         raise ValueError("a packed batch needs at least one sequence, each with at least one token")
@@ -37,7 +38,7 @@ def pack(sequences: list[np.ndarray], buckets: Buckets | None = None) -> tuple[d
     b, s, t = len(lengths), int(lengths.max()), int(offsets[-1])
     rows, width, tokens = b, s, t
     if buckets is not None:
-        rows = -(-(b + 1) // buckets.rows) * buckets.rows
+        rows = -(-b // buckets.rows) * buckets.rows
         width = -(-s // buckets.width) * buckets.width
         tokens = -(-t // buckets.tokens) * buckets.tokens
     lengths_in_rows = np.zeros(rows, dtype=np.int64)
@@ -52,8 +53,8 @@ def pack(sequences: list[np.ndarray], buckets: Buckets | None = None) -> tuple[d
         "positions": np.concatenate([np.arange(t, dtype=np.int64) - np.repeat(offsets[:-1], lengths),
                                      np.zeros(extra, dtype=np.int64)]),  # (T,)
         "slots": np.where(mask, starts[:, None] + column, 0),  # (B, S); padding slots name token 0
-        # (T,) index in B x S, row-major; the extra tokens: the first slot of row b, all padding
-        "keep": np.concatenate([np.flatnonzero(mask), np.full(extra, b * width, dtype=np.int64)]),
+        # (T,) index in B x S, row-major; the extra tokens read slot 0 (their rows are dropped)
+        "keep": np.concatenate([np.flatnonzero(mask), np.zeros(extra, dtype=np.int64)]),
         "attention_mask": mask.astype(np.int64),  # (B, S)
     }
     return inputs, offsets

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
         "openvino_packed_buckets.",
     )
     openvino_packed_buckets: bool = Field(
-        True, description="OpenVINO: packed batches are rounded up to a bounded set of shapes (rows to a multiple "
-        "of 2, width of 8, tokens of 32; the extra slots are padding). OpenVINO keeps kernels for every input shape "
+        True, description="OpenVINO: packed batches are rounded up to a bounded set of shapes (width to a multiple "
+        "of 8, tokens of 32, rows exact; the extra slots are padding). OpenVINO keeps kernels for every input shape "
         "it meets: exact shapes grew its memory ~0.6 MB a batch without end, and ran 17% slower (docs/performance.md)",
     )
     openvino_batch_attention: Literal["fused", "unfused"] = Field(
