@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         "fused", description="OpenVINO: how the batch workers' sessions compile attention. fused: the CPU plugin's "
         "attention subgraph, as a batch run alone keeps; its memory levels off. unfused: separate MatMul and Softmax "
         "kernels, which run on AMX in bf16 (+4-5% through the service at 16 x 8 and 64 clients), but every new "
-        "input shape keeps ~1 MB for good, and clients choose the shapes: for trusted traffic (docs/performance.md)",
+        "attention layout (rows x width) keeps ~1.2 MB for good, every layer's full scores are materialized, and "
+        "clients choose the layouts: for trusted traffic (docs/performance.md)",
     )
     bf16_padding_ratio: float = Field(
         1.5, ge=1.0, description="max_padding_ratio for bf16 batches: a larger batch is worth more there than its "
