@@ -1,28 +1,15 @@
 """Per-node time of the packed graph in bf16 (OpenVINO PERF_COUNT), on realistic 16x8-like batches."""
 
 import collections
-import random
 import sys
 
-import numpy as np
 import openvino as ov
-from tokenizers import Tokenizer
+from steady import corpus_batches  # this folder is on sys.path when the script runs
 
 from bundle.packing import Buckets, pack
-from loadtest.checks import load_corpus
 
 graph = sys.argv[1] if len(sys.argv) > 1 else "build/minilm/model_packed.onnx"
-tok = Tokenizer.from_file("build/minilm/tokenizer.json")
-tok.no_truncation()
-tok.no_padding()
-ids = [np.array(e.ids, dtype=np.int64) for e in tok.encode_batch(load_corpus(paragraphs=False))]
-ids.sort(key=len)
-rng = random.Random(1)
-batches = []
-for _ in range(200):
-    n = rng.randint(8, 32)
-    s = rng.randint(0, len(ids) - n)
-    batches.append(pack(ids[s : s + n], Buckets())[0])
+batches = [pack(b, Buckets())[0] for b in corpus_batches(200)]
 core = ov.Core()
 c = core.compile_model(
     core.read_model(graph),

@@ -61,7 +61,8 @@ VARIANTS = {  # name: (rows_step, width_step, tokens_step, extra_row, cache capa
 }
 
 
-def main() -> None:
+def corpus_batches(count: int) -> list[list[np.ndarray]]:
+    """``count`` batches of 8-32 corpus sentences of similar length (the corpus sorted by length, windows of it)."""
     tok = Tokenizer.from_file("build/minilm/tokenizer.json")
     tok.no_truncation()
     tok.no_padding()
@@ -69,10 +70,15 @@ def main() -> None:
     ids.sort(key=len)
     rng = random.Random(1)
     batches = []
-    for _ in range(int(sys.argv[1])):
+    for _ in range(count):
         n = rng.randint(8, 32)
         st = rng.randint(0, len(ids) - n)
         batches.append(ids[st : st + n])
+    return batches
+
+
+def main() -> None:
+    batches = corpus_batches(int(sys.argv[1]))
     core = ov.Core()
     model = core.read_model("build/minilm/model_packed.onnx")
     names = sys.argv[3:]
